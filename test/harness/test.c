@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/* test.c: the harness behind test.h. */
+#include "test.h"
+
+#include <stdarg.h>
+
+int ts_test_failures;
+int ts_test_skipped;
+static int passed, failed, skipped;
+
+void ts_test_report(const char *file, int line, const char *expr, const char *fmt, ...) {
+  va_list ap;
+  ts_test_failures++;
+  printf("  FAIL %s:%d: %s", file, line, expr);
+  if (fmt && fmt[0]) {
+    printf(": ");
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+  }
+  printf("\n");
+  fflush(stdout);
+}
+
+void ts_test_run(const char *name, void (*fn)(void)) {
+  ts_test_failures = 0;
+  ts_test_skipped = 0;
+  fn();
+  if (ts_test_failures) {
+    failed++;
+    printf("[FAIL] %s\n", name);
+  } else if (ts_test_skipped) {
+    skipped++;
+    printf("[skip] %s\n", name);
+  } else {
+    passed++;
+    printf("[ ok ] %s\n", name);
+  }
+  fflush(stdout);
+}
+
+int ts_test_done(void) {
+  printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
+  if (failed) return 1;
+  if (skipped && !passed) return 77;
+  return 0;
+}
+
+static uint64_t pattern_seed(const void *p, size_t n) {
+  uint64_t x = (uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15ull ^ (uint64_t)n;
+  return x ? x : 1;
+}
+
+void ts_test_fill(void *p, size_t n) {
+  uint64_t x = pattern_seed(p, n);
+  unsigned char *b = p;
+  for (size_t i = 0; i < n; i++) {
+    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+    b[i] = (unsigned char)x;
+  }
+}
+
+int ts_test_check(const void *p, size_t n) {
+  uint64_t x = pattern_seed(p, n);
+  const unsigned char *b = p;
+  for (size_t i = 0; i < n; i++) {
+    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+    if (b[i] != (unsigned char)x) return 0;
+  }
+  return 1;
+}
