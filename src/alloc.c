@@ -1,0 +1,298 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * alloc.c: the malloc family, on top of the thread cache, the arenas and
+ * huge mappings.
+ *
+ * Which layer serves a request:
+ *   size <= TS_SMALL_MAX (32 KiB)    a size class: thread cache, else bin
+ *   size <= TS_LARGE_MAX (2 MiB)     a page run in one of the thread's arena's chunks
+ *   larger                           a mapping of its own (huge.c)
+ * Aligned requests use the smallest class whose size is a multiple of the
+ * alignment (objects then sit on aligned addresses), else an aligned page
+ * run, else an aligned huge mapping.
+ *
+ * The fast paths (ts_malloc, ts_free) touch only the calling thread's
+ * cache and the chunk map: no lock, no atomic read-modify-write, no call.
+ * Everything else is in the *_slow functions.  Behaviour follows C17,
+ * POSIX and glibc: malloc(0) is a unique 16-byte block, realloc(p, 0)
+ * frees p and returns NULL, sizes above PTRDIFF_MAX and overflowing
+ * calloc/reallocarray products fail with ENOMEM, bad alignments with
+ * EINVAL.  Misuse is reported by ts_fatal (safety.c).
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <tessera.h>
+
+#define TS_ALLOC_MAX ((size_t)PTRDIFF_MAX)
+
+static void *alloc_fail(void) {
+  errno = ENOMEM;
+  return NULL;
+}
+
+/* A block of class cls, through the cache when the thread has one. */
+static void *alloc_class(unsigned cls) {
+  ts_tcache_t *tc = ts_thread_tcache();
+  void *p = NULL;
+  if (tc) {
+    ts_tbin_t *b = &tc->bins[cls];
+    p = b->count ? b->slots[--b->count] : ts_tcache_refill(tc, cls);
+  } else {
+    ts_arena_t *arena = ts_thread_arena();
+    if (arena && !ts_bin_fill(arena, cls, &p, 1)) p = NULL;
+  }
+  return p ? p : alloc_fail();
+}
+
+static TS_NOINLINE void *alloc_slow(size_t size) {
+  if (size <= TS_SMALL_MAX) return alloc_class(ts_size_to_class(size));
+  if (size <= TS_LARGE_MAX) {
+    ts_arena_t *arena = ts_thread_arena();
+    void *p = arena ? ts_arena_large_alloc(arena, size, 0) : NULL;
+    return p ? p : alloc_fail();
+  }
+  if (size > TS_ALLOC_MAX) return alloc_fail();
+  if (!ts_is_ready()) ts_init_slow();
+  return ts_huge_alloc(size, 0, false);
+}
+
+void *ts_malloc(size_t size) {
+  if (TS_LIKELY(size <= TS_SMALL_MAX)) {
+    ts_tbin_t *b = &ts_tcache.bins[ts_size_to_class(size)];
+    if (TS_LIKELY(b->count)) return b->slots[--b->count];
+  }
+  return alloc_slow(size);
+}
+
+/* ---- free ---- */
+
+static TS_NOINLINE __attribute__((noreturn)) void free_invalid(const char *fn, const void *p) {
+  ts_fatal("%s(): invalid pointer %p", fn, p);
+}
+
+/* Frees p after the fast path could not: NULL, a full or absent cache, a
+ * large or huge block, or a pointer that is not ours. */
+void ts_free_slow(void *p, const char *fn) {
+  if (!p) return;
+  uintptr_t a = (uintptr_t)p;
+  unsigned kind = ts_window_kind(a);
+  if (kind == TS_WINDOW_CHUNK) {
+    ts_chunk_t *chunk = ts_chunk_of(p);
+    if (chunk->cookie != (TS_CHUNK_MAGIC ^ ts_secret)) free_invalid(fn, p);
+    unsigned page = ts_chunk_page_of(p);
+    unsigned code = chunk->page_cls[page];
+    if (code < TS_NCLASSES) {
+      ts_tcache_t *tc = ts_thread_tcache();
+      if (!tc) {
+        ts_bin_flush(code, &p, 1);
+        return;
+      }
+      ts_tbin_t *b = &tc->bins[code];
+      if (b->count >= b->cap) {
+        ts_tcache_flush_bin(tc, code, b->cap / 2);
+        ts_tcache_gc(tc);
+      }
+      b->slots[b->count++] = p;
+      return;
+    }
+    if (code == TS_PAGE_LARGE && (a & TS_PAGE_MASK) == 0) {
+      ts_arena_run_free(chunk, page);
+      return;
+    }
+    free_invalid(fn, p);
+  }
+  if (kind == TS_WINDOW_HUGE && ts_huge_header(p)) {
+    ts_huge_free(p);
+    return;
+  }
+  free_invalid(fn, p);
+}
+
+void ts_free(void *p) {
+  uintptr_t a = (uintptr_t)p;
+  if (TS_LIKELY(ts_window_kind(a) == TS_WINDOW_CHUNK)) {
+    unsigned code = ts_chunk_of(p)->page_cls[ts_chunk_page_of(p)];
+    if (TS_LIKELY(code < TS_NCLASSES)) {
+      ts_tbin_t *b = &ts_tcache.bins[code];
+      if (TS_LIKELY(b->count < b->cap)) {
+        b->slots[b->count++] = p;
+        return;
+      }
+    }
+  }
+  ts_free_slow(p, "free");
+}
+
+/* Bytes usable at p; reports p in fn's name when it is not a block. */
+size_t ts_usable_checked(const void *p, const char *fn) {
+  if (!p) return 0;
+  unsigned kind = ts_window_kind((uintptr_t)p);
+  if (kind == TS_WINDOW_CHUNK) {
+    ts_chunk_t *chunk = ts_chunk_of(p);
+    if (chunk->cookie == (TS_CHUNK_MAGIC ^ ts_secret)) {
+      unsigned page = ts_chunk_page_of(p);
+      unsigned code = chunk->page_cls[page];
+      if (code < TS_NCLASSES) return ts_class_size[code];
+      if (code == TS_PAGE_LARGE && ((uintptr_t)p & TS_PAGE_MASK) == 0) return chunk->spans[page].size_bytes;
+    }
+  } else if (kind == TS_WINDOW_HUGE && ts_huge_header(p)) {
+    return ts_huge_usable(p);
+  }
+  free_invalid(fn, p);
+}
+
+size_t ts_malloc_usable_size(const void *p) { return ts_usable_checked(p, "malloc_usable_size"); }
+
+void ts_free_sized(void *p, size_t size) {
+  if (!p) return;
+  size_t usable = ts_usable_checked(p, "free_sized");
+  if (TS_UNLIKELY(size > usable))
+    ts_fatal("free_sized(): size %zu does not match block %p of %zu bytes", size, p, usable);
+  ts_free(p);
+}
+
+void ts_free_aligned_sized(void *p, size_t alignment, size_t size) {
+  if (!p) return;
+  size_t usable = ts_usable_checked(p, "free_aligned_sized");
+  if (TS_UNLIKELY(size > usable || alignment == 0 || ((uintptr_t)p & (alignment - 1))))
+    ts_fatal("free_aligned_sized(): size %zu, alignment %zu do not match block %p of %zu bytes", size,
+             alignment, p, usable);
+  ts_free(p);
+}
+
+/* ---- calloc, realloc ---- */
+
+void *ts_calloc(size_t count, size_t size) {
+  size_t bytes;
+  if (TS_UNLIKELY(__builtin_mul_overflow(count, size, &bytes))) return alloc_fail();
+  void *p = ts_malloc(bytes);
+  if (p && bytes <= TS_LARGE_MAX) memset(p, 0, bytes); /* huge blocks are fresh mappings */
+  return p;
+}
+
+void *ts_realloc(void *p, size_t size) {
+  if (!p) return ts_malloc(size);
+  if (size == 0) {
+    ts_free_slow(p, "realloc");
+    return NULL;
+  }
+  size_t old = ts_usable_checked(p, "realloc");
+  if (size > TS_ALLOC_MAX) return alloc_fail();
+  unsigned kind = ts_window_kind((uintptr_t)p);
+  if (kind == TS_WINDOW_CHUNK) {
+    unsigned code = ts_chunk_of(p)->page_cls[ts_chunk_page_of(p)];
+    if (code < TS_NCLASSES) {
+      if (size <= TS_SMALL_MAX && ts_size_to_class(size) == code) return p;
+    } else if (size > TS_SMALL_MAX && size <= TS_LARGE_MAX && ts_arena_large_resize(p, size)) {
+      return p;
+    }
+  } else if (size > TS_LARGE_MAX) {
+    void *q = ts_huge_realloc(p, size);
+    if (q) return q;
+  }
+  void *q = ts_malloc(size);
+  if (!q) return NULL;
+  memcpy(q, p, old < size ? old : size);
+  ts_free(p);
+  return q;
+}
+
+void *ts_reallocarray(void *p, size_t count, size_t size) {
+  size_t bytes;
+  if (TS_UNLIKELY(__builtin_mul_overflow(count, size, &bytes))) return alloc_fail();
+  return ts_realloc(p, bytes);
+}
+
+/* ---- aligned ---- */
+
+static bool is_pow2(size_t x) { return x && !(x & (x - 1)); }
+
+/* alignment: a power of two. */
+static void *alloc_aligned(size_t alignment, size_t size) {
+  if (alignment <= TS_MIN_ALIGN_BYTES) return ts_malloc(size);
+  if (size > TS_ALLOC_MAX || alignment > TS_ALLOC_MAX / 2 + 1) return alloc_fail();
+  if (size <= TS_SMALL_MAX && alignment <= TS_PAGE_SIZE) {
+    for (unsigned c = ts_size_to_class(size); c < TS_NCLASSES; c++)
+      if ((ts_class_size[c] & (alignment - 1)) == 0) return alloc_class(c);
+  }
+  if (size <= TS_LARGE_MAX && alignment <= TS_LARGE_MAX) {
+    ts_arena_t *arena = ts_thread_arena();
+    void *p = arena ? ts_arena_large_alloc(arena, size ? size : 1, alignment) : NULL;
+    return p ? p : alloc_fail();
+  }
+  if (!ts_is_ready()) ts_init_slow();
+  return ts_huge_alloc(size > TS_LARGE_MAX ? size : TS_LARGE_MAX + 1, alignment, false);
+}
+
+int ts_posix_memalign(void **out, size_t alignment, size_t size) {
+  if (!is_pow2(alignment) || alignment % sizeof(void *)) return EINVAL;
+  int saved = errno;
+  void *p = alloc_aligned(alignment, size);
+  if (!p) {
+    errno = saved;
+    return ENOMEM;
+  }
+  *out = p;
+  return 0;
+}
+
+void *ts_aligned_alloc(size_t alignment, size_t size) {
+  if (!is_pow2(alignment)) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return alloc_aligned(alignment, size);
+}
+
+/* glibc's memalign rounds an alignment that is not a power of two up to
+ * the next one, and fails with EINVAL only above SIZE_MAX / 2 + 1. */
+void *ts_memalign(size_t alignment, size_t size) {
+  if (alignment > SIZE_MAX / 2 + 1) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (!is_pow2(alignment)) {
+    size_t a = TS_MIN_ALIGN_BYTES;
+    while (a < alignment) a <<= 1;
+    alignment = a;
+  }
+  return alloc_aligned(alignment, size);
+}
+
+void *ts_valloc(size_t size) { return alloc_aligned(TS_PAGE_SIZE, size); }
+
+void *ts_pvalloc(size_t size) {
+  size_t rounded = (size + TS_PAGE_MASK) & ~TS_PAGE_MASK;
+  if (rounded < size) return alloc_fail();
+  return alloc_aligned(TS_PAGE_SIZE, rounded ? rounded : TS_PAGE_SIZE);
+}
+
+const char *ts_version(void) { return TESSERA_VERSION; }
+
+/* ---- the unprefixed names, in libtessera.so only ---- */
+#ifdef TS_OVERRIDE
+#define TS_ALIAS(name) __attribute__((alias(#name), visibility("default"), used))
+#define TS_ALIAS_M(name) __attribute__((alias(#name), visibility("default"), used, malloc))
+void *malloc(size_t size) TS_ALIAS_M(ts_malloc);
+void free(void *p) TS_ALIAS(ts_free);
+void *calloc(size_t count, size_t size) TS_ALIAS_M(ts_calloc);
+void *realloc(void *p, size_t size) TS_ALIAS(ts_realloc);
+void *reallocarray(void *p, size_t count, size_t size) TS_ALIAS(ts_reallocarray);
+int posix_memalign(void **out, size_t alignment, size_t size) TS_ALIAS(ts_posix_memalign);
+void *aligned_alloc(size_t alignment, size_t size) TS_ALIAS_M(ts_aligned_alloc);
+void *memalign(size_t alignment, size_t size) TS_ALIAS_M(ts_memalign);
+void *valloc(size_t size) TS_ALIAS_M(ts_valloc);
+void *pvalloc(size_t size) TS_ALIAS_M(ts_pvalloc);
+size_t malloc_usable_size(void *p) TS_ALIAS(ts_malloc_usable_size);
+void free_sized(void *p, size_t size) TS_ALIAS(ts_free_sized);
+void free_aligned_sized(void *p, size_t alignment, size_t size) TS_ALIAS(ts_free_aligned_sized);
+/* glibc-internal entry points some programs and libraries call directly. */
+void *__libc_malloc(size_t size) TS_ALIAS_M(ts_malloc);
+void __libc_free(void *p) TS_ALIAS(ts_free);
+void *__libc_calloc(size_t count, size_t size) TS_ALIAS_M(ts_calloc);
+void *__libc_realloc(void *p, size_t size) TS_ALIAS(ts_realloc);
+void *__libc_memalign(size_t alignment, size_t size) TS_ALIAS_M(ts_memalign);
+#endif

@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * arena.c: arenas own chunks, hand out page runs (for slabs and large
+ * blocks) and hold the bins.
+ *
+ * There are ts_narenas arenas, one per CPU the process may run on (at most
+ * TS_ARENAS_MAX); each thread is bound at its first allocation to the arena
+ * with the fewest bound threads and unbound when it exits.  Page runs come
+ * from the lowest-addressed chunk that has room (chunks are kept in address
+ * order, runs placed first fit), so live data packs into the oldest,
+ * lowest chunks and the others empty.  An arena keeps at most one empty
+ * chunk mapped (spare_chunk); a second empty one is unmapped at once.
+ *
+ * Locking: arena->lock guards the chunk list and every chunk's page bitmap,
+ * page_cls, page_head and run spans.  It is taken after a bin lock, never
+ * before one.  Fork: every bin lock and then every arena lock are taken in
+ * prefork and released (parent) or re-initialised (child) after.
+ */
+#include "internal.h"
+
+#include <errno.h>
+
+ts_arena_t ts_arenas[TS_ARENAS_MAX];
+unsigned ts_narenas;
+
+void ts_arena_init(ts_arena_t *arena, unsigned index) {
+  pthread_mutex_init(&arena->lock, NULL);
+  arena->chunks = NULL;
+  arena->spare_chunk = NULL;
+  arena->index = index;
+  atomic_init(&arena->xthreads, 0);
+  for (unsigned c = 0; c < TS_NCLASSES; c++) ts_bin_init(&arena->bins[c]);
+}
+
+ts_arena_t *ts_arena_choose(void) {
+  ts_arena_t *best = &ts_arenas[0];
+  unsigned best_n = atomic_load_explicit(&best->xthreads, memory_order_relaxed);
+  for (unsigned i = 1; i < ts_narenas && best_n; i++) {
+    unsigned n = atomic_load_explicit(&ts_arenas[i].xthreads, memory_order_relaxed);
+    if (n < best_n) best = &ts_arenas[i], best_n = n;
+  }
+  atomic_fetch_add_explicit(&best->xthreads, 1, memory_order_relaxed);
+  return best;
+}
+
+void ts_arena_release(ts_arena_t *arena) {
+  atomic_fetch_sub_explicit(&arena->xthreads, 1, memory_order_relaxed);
+}
+
+/* ---- Page runs ---- */
+
+static void arena_insert_chunk(ts_arena_t *arena, ts_chunk_t *chunk) {
+  ts_chunk_t **link = &arena->chunks;
+  while (*link && (uintptr_t)*link < (uintptr_t)chunk) link = &(*link)->next;
+  chunk->next = *link;
+  *link = chunk;
+}
+
+static void arena_remove_chunk(ts_arena_t *arena, ts_chunk_t *chunk) {
+  ts_chunk_t **link = &arena->chunks;
+  while (*link != chunk) link = &(*link)->next;
+  *link = chunk->next;
+}
+
+void *ts_arena_run_alloc(ts_arena_t *arena, unsigned npages, unsigned align_pages, ts_span_t **span_out) {
+  pthread_mutex_lock(&arena->lock);
+  ts_chunk_t *chunk;
+  unsigned head = 0;
+  for (chunk = arena->chunks; chunk; chunk = chunk->next) {
+    head = ts_chunk_find_run(chunk, npages, align_pages);
+    if (head) break;
+  }
+  if (!chunk) {
+    chunk = ts_chunk_new(arena);
+    if (!chunk) {
+      pthread_mutex_unlock(&arena->lock);
+      errno = ENOMEM;
+      return NULL;
+    }
+    arena_insert_chunk(arena, chunk);
+    head = ts_chunk_find_run(chunk, npages, align_pages);
+  }
+  if (chunk == arena->spare_chunk) arena->spare_chunk = NULL;
+  ts_chunk_mark_used(chunk, head, npages);
+  ts_span_t *s = &chunk->spans[head];
+  s->npages = npages;
+  s->is_slab = 0;
+  s->list = TS_BIN_NOLIST;
+  s->next = s->prev = NULL;
+  pthread_mutex_unlock(&arena->lock);
+  *span_out = s;
+  return ts_chunk_page_addr(chunk, head);
+}
+
+void ts_arena_run_free_locked(ts_chunk_t *chunk, unsigned head) {
+  ts_arena_t *arena = chunk->arena;
+  ts_chunk_mark_free(chunk, head, chunk->spans[head].npages);
+  chunk->spans[head].npages = 0;
+  chunk->spans[head].is_slab = 0;
+  if (!ts_chunk_is_empty(chunk)) return;
+  if (!arena->spare_chunk) {
+    arena->spare_chunk = chunk;
+    return;
+  }
+  arena_remove_chunk(arena, chunk);
+  ts_chunk_delete(chunk);
+}
+
+void ts_arena_run_free(ts_chunk_t *chunk, unsigned head) {
+  ts_arena_t *arena = chunk->arena;
+  pthread_mutex_lock(&arena->lock);
+  ts_arena_run_free_locked(chunk, head);
+  pthread_mutex_unlock(&arena->lock);
+}
+
+/* ---- Large blocks: page runs of their own ---- */
+
+static void arena_mark_large(ts_chunk_t *chunk, unsigned head, unsigned npages) {
+  chunk->page_cls[head] = TS_PAGE_LARGE;
+  for (unsigned p = head + 1; p < head + npages; p++) {
+    chunk->page_cls[p] = TS_PAGE_INTERIOR;
+    chunk->page_head[p] = (uint16_t)head;
+  }
+  chunk->spans[head].size_bytes = npages << TS_PAGE_SHIFT;
+}
+
+void *ts_arena_large_alloc(ts_arena_t *arena, size_t size, size_t alignment) {
+  unsigned npages = (unsigned)((size + TS_PAGE_MASK) >> TS_PAGE_SHIFT);
+  unsigned align_pages = alignment > TS_PAGE_SIZE ? (unsigned)(alignment >> TS_PAGE_SHIFT) : 1;
+  ts_span_t *s;
+  void *p = ts_arena_run_alloc(arena, npages, align_pages, &s);
+  if (!p) return NULL;
+  /* The run is this thread's alone now: its page codes need no lock. */
+  ts_chunk_t *chunk = ts_chunk_of(p);
+  arena_mark_large(chunk, (unsigned)(s - chunk->spans), npages);
+  return p;
+}
+
+/* Grows or shrinks the large block at p to new_size bytes (a large size)
+ * without moving it.  Growth needs the pages right after the run free. */
+bool ts_arena_large_resize(void *p, size_t new_size) {
+  ts_chunk_t *chunk = ts_chunk_of(p);
+  ts_arena_t *arena = chunk->arena;
+  unsigned head = ts_chunk_page_of(p);
+  unsigned npages = (unsigned)((new_size + TS_PAGE_MASK) >> TS_PAGE_SHIFT);
+  bool ok = true;
+  pthread_mutex_lock(&arena->lock);
+  ts_span_t *s = &chunk->spans[head];
+  unsigned old = s->npages;
+  if (npages < old) {
+    ts_chunk_mark_free(chunk, head + npages, old - npages);
+    s->npages = npages;
+    arena_mark_large(chunk, head, npages);
+  } else if (npages > old) {
+    if (head + npages <= TS_CHUNK_PAGES &&
+        ts_chunk_free_after(chunk, head + old, npages - old) == npages - old) {
+      ts_chunk_mark_used(chunk, head + old, npages - old);
+      s->npages = npages;
+      arena_mark_large(chunk, head, npages);
+    } else {
+      ok = false;
+    }
+  }
+  pthread_mutex_unlock(&arena->lock);
+  return ok;
+}
+
+/* ---- fork ---- */
+
+void ts_arena_prefork(void) {
+  for (unsigned i = 0; i < ts_narenas; i++) {
+    for (unsigned c = 0; c < TS_NCLASSES; c++) pthread_mutex_lock(&ts_arenas[i].bins[c].lock);
+    pthread_mutex_lock(&ts_arenas[i].lock);
+  }
+}
+
+void ts_arena_postfork_parent(void) {
+  for (unsigned i = ts_narenas; i-- > 0;) {
+    pthread_mutex_unlock(&ts_arenas[i].lock);
+    for (unsigned c = TS_NCLASSES; c-- > 0;) pthread_mutex_unlock(&ts_arenas[i].bins[c].lock);
+  }
+}
+
+/* In the child only the forking thread lives: locks are re-made and the
+ * thread counts restart from it. */
+void ts_arena_postfork_child(void) {
+  for (unsigned i = 0; i < ts_narenas; i++) {
+    pthread_mutex_init(&ts_arenas[i].lock, NULL);
+    for (unsigned c = 0; c < TS_NCLASSES; c++) pthread_mutex_init(&ts_arenas[i].bins[c].lock, NULL);
+    atomic_store_explicit(&ts_arenas[i].xthreads, 0, memory_order_relaxed);
+  }
+}

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * huge.c: requests above TS_LARGE_MAX, each mapped on its own.
+ *
+ * Layout: one header page, then the user's bytes.  The user pointer is
+ * aligned to TS_CHUNK_SIZE (or the requested alignment, if larger), so it
+ * is the base of a chunk-map window that no other mapping can start in;
+ * that window is marked TS_WINDOW_HUGE and the header is found at
+ * p - TS_PAGE_SIZE.  Freeing unmaps the whole mapping, so huge blocks
+ * never strand memory.  realloc grows in place with mremap when the
+ * address space after the block is free, and otherwise moves the pages
+ * (mremap to a new aligned place), never copying bytes.
+ * No locks: a huge block is touched only by the thread that holds it.
+ */
+#include "internal.h"
+
+#include <errno.h>
+
+static size_t huge_round(size_t size) { return (size + TS_PAGE_MASK) & ~TS_PAGE_MASK; }
+
+void *ts_huge_alloc(size_t size, size_t alignment, bool zero) {
+  (void)zero; /* fresh mappings are zero-filled by the kernel */
+  size_t usable = huge_round(size);
+  size_t align = alignment > TS_CHUNK_SIZE ? alignment : TS_CHUNK_SIZE;
+  if (usable < size || usable + TS_PAGE_SIZE < usable) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  char *base = ts_os_map_aligned(usable + TS_PAGE_SIZE, align, TS_PAGE_SIZE);
+  if (!base) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  ts_huge_t *h = (ts_huge_t *)base;
+  h->cookie = TS_HUGE_MAGIC ^ ts_secret;
+  h->map_bytes = usable + TS_PAGE_SIZE;
+  h->usable_bytes = usable;
+  char *user = base + TS_PAGE_SIZE;
+  ts_window_set((uintptr_t)user, TS_WINDOW_HUGE);
+  return user;
+}
+
+ts_huge_t *ts_huge_header(const void *p) {
+  if ((uintptr_t)p & TS_CHUNK_MASK) return NULL;
+  ts_huge_t *h = (ts_huge_t *)((uintptr_t)p - TS_PAGE_SIZE);
+  if (h->cookie != (TS_HUGE_MAGIC ^ ts_secret)) return NULL;
+  return h;
+}
+
+void ts_huge_free(void *p) {
+  ts_huge_t *h = (ts_huge_t *)((uintptr_t)p - TS_PAGE_SIZE);
+  size_t bytes = h->map_bytes;
+  h->cookie = 0;
+  ts_window_set((uintptr_t)p, TS_WINDOW_NONE);
+  ts_os_unmap(h, bytes);
+}
+
+size_t ts_huge_usable(const void *p) {
+  return ((const ts_huge_t *)((uintptr_t)p - TS_PAGE_SIZE))->usable_bytes;
+}
+
+void *ts_huge_realloc(void *p, size_t size) {
+  ts_huge_t *h = (ts_huge_t *)((uintptr_t)p - TS_PAGE_SIZE);
+  size_t usable = huge_round(size);
+  if (usable < size) return NULL;
+  if (usable == h->usable_bytes) return p;
+  if (usable < h->usable_bytes) {
+    ts_os_unmap((char *)p + usable, h->usable_bytes - usable);
+    h->usable_bytes = usable;
+    h->map_bytes = usable + TS_PAGE_SIZE;
+    return p;
+  }
+  size_t new_map = usable + TS_PAGE_SIZE;
+  if (ts_os_remap_inplace(h, h->map_bytes, new_map)) {
+    h->usable_bytes = usable;
+    h->map_bytes = new_map;
+    return p;
+  }
+  /* Reserve an aligned place, then move the pages there. */
+  char *dest = ts_os_map_aligned(new_map, TS_CHUNK_SIZE, TS_PAGE_SIZE);
+  if (!dest) return NULL;
+  size_t old_map = h->map_bytes;
+  ts_huge_t *nh = ts_os_remap(h, old_map, new_map, dest);
+  if (!nh) {
+    ts_os_unmap(dest, new_map);
+    return NULL;
+  }
+  nh->usable_bytes = usable;
+  nh->map_bytes = new_map;
+  char *user = (char *)nh + TS_PAGE_SIZE;
+  ts_window_set((uintptr_t)user, TS_WINDOW_HUGE);
+  ts_window_set((uintptr_t)p, TS_WINDOW_NONE);
+  return user;
+}

@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * internal.h: the prototypes that cross files inside tessera, grouped by the
+ * file that defines them.  A module calls only the layers below it:
+ * alloc -> tcache/huge -> arena -> bin -> slab -> chunk -> os.
+ */
+#ifndef TS_INTERNAL_H
+#define TS_INTERNAL_H
+
+#include "types.h"
+
+#include <stdarg.h>
+
+/* ---- os.c: the kernel boundary ---- */
+void *ts_os_map(size_t bytes);                    /* NULL on failure */
+void *ts_os_map_aligned(size_t bytes, size_t alignment, size_t lead_bytes);
+void ts_os_unmap(void *addr, size_t bytes);
+void *ts_os_remap(void *old_addr, size_t old_bytes, size_t new_bytes, void *new_addr);
+bool ts_os_remap_inplace(void *addr, size_t old_bytes, size_t new_bytes);
+unsigned ts_os_ncpus(void);
+uint64_t ts_os_now_ns(void);
+uint64_t ts_os_random(void);
+
+/* ---- safety.c: the one place that reports misuse and aborts ---- */
+void ts_message(const char *fmt, ...);            /* "tessera: ..." on stderr, no malloc */
+__attribute__((noreturn)) void ts_fatal(const char *fmt, ...);
+int ts_format(char *buf, size_t cap, const char *fmt, va_list ap);
+
+/* ---- sizeclass.c ---- */
+extern const uint32_t ts_class_size[TS_NCLASSES];
+extern uint16_t ts_class_slab_pages[TS_NCLASSES];
+extern uint16_t ts_class_slab_objs[TS_NCLASSES];
+extern uint32_t ts_class_div_mul[TS_NCLASSES];
+void ts_sizeclass_init(void);
+
+/* size -> class for size <= TS_SMALL_MAX (size 0 is class 0). */
+TS_INLINE unsigned ts_size_to_class(size_t size) {
+  if (size <= 128) return size ? (unsigned)((size - 1) >> 4) : 0;
+  size_t x = size - 1;
+  unsigned k = 63u - (unsigned)__builtin_clzll((unsigned long long)x);
+  return 8u + (k - 7u) * TS_CLASSES_PER_DOUBLING + (unsigned)((x >> (k - 3u)) & 7u);
+}
+
+/* ---- chunk.c: the chunk map and page runs inside chunks ---- */
+extern _Atomic uint8_t ts_chunk_map[TS_MAP_ENTRIES];
+extern uint64_t ts_secret;
+#define TS_CHUNK_MAGIC 0x7473636875e6b021ull
+#define TS_HUGE_MAGIC 0x747368756765a11dull
+
+TS_INLINE unsigned ts_window_kind(uintptr_t addr) {
+  uintptr_t w = addr >> TS_CHUNK_SHIFT;
+  if (TS_UNLIKELY(w >= TS_MAP_ENTRIES)) return TS_WINDOW_NONE;
+  return atomic_load_explicit(&ts_chunk_map[w], memory_order_relaxed);
+}
+TS_INLINE ts_chunk_t *ts_chunk_of(const void *p) {
+  return (ts_chunk_t *)((uintptr_t)p & ~(uintptr_t)TS_CHUNK_MASK);
+}
+TS_INLINE unsigned ts_chunk_page_of(const void *p) {
+  return (unsigned)(((uintptr_t)p & TS_CHUNK_MASK) >> TS_PAGE_SHIFT);
+}
+TS_INLINE void *ts_chunk_page_addr(ts_chunk_t *c, unsigned page) {
+  return (char *)c + ((size_t)page << TS_PAGE_SHIFT);
+}
+void ts_window_set(uintptr_t addr, unsigned kind);
+ts_chunk_t *ts_chunk_new(ts_arena_t *arena);      /* NULL on OOM */
+void ts_chunk_delete(ts_chunk_t *chunk);
+/* First fit of npages free pages whose first page index is a multiple of
+ * align_pages; returns the head page or 0 (page 0 is never free). */
+unsigned ts_chunk_find_run(const ts_chunk_t *chunk, unsigned npages, unsigned align_pages);
+void ts_chunk_mark_used(ts_chunk_t *chunk, unsigned head, unsigned npages);
+void ts_chunk_mark_free(ts_chunk_t *chunk, unsigned head, unsigned npages);
+unsigned ts_chunk_free_after(const ts_chunk_t *chunk, unsigned page, unsigned limit);
+bool ts_chunk_is_empty(const ts_chunk_t *chunk);
+
+/* ---- slab.c: objects of one class inside a run ---- */
+void ts_slab_init(ts_chunk_t *chunk, unsigned head, unsigned cls);
+unsigned ts_slab_take(ts_chunk_t *chunk, ts_span_t *slab, void **out, unsigned want);
+/* Returns the object's index, or -1 (interior/invalid pointer), -2 (double free). */
+int ts_slab_put(ts_chunk_t *chunk, ts_span_t *slab, void *p);
+TS_INLINE void *ts_slab_base(ts_chunk_t *chunk, const ts_span_t *slab) {
+  return ts_chunk_page_addr(chunk, (unsigned)(slab - chunk->spans));
+}
+
+/* ---- bin.c: the non-full slabs of one class in one arena ---- */
+void ts_bin_init(ts_bin_t *bin);
+unsigned ts_bin_fill(ts_arena_t *arena, unsigned cls, void **out, unsigned want);
+void ts_bin_flush(unsigned cls, void **ptrs, unsigned n);
+unsigned ts_bin_list_of(unsigned nfree, unsigned nobjs);
+
+/* ---- arena.c ---- */
+extern ts_arena_t ts_arenas[TS_ARENAS_MAX];
+extern unsigned ts_narenas;
+void ts_arena_init(ts_arena_t *arena, unsigned index);
+ts_arena_t *ts_arena_choose(void);                /* least loaded; counts the thread */
+void ts_arena_release(ts_arena_t *arena);         /* a thread unbinds */
+/* Page runs (callers hold no arena lock; these take it). */
+void *ts_arena_run_alloc(ts_arena_t *arena, unsigned npages, unsigned align_pages, ts_span_t **span_out);
+void ts_arena_run_free(ts_chunk_t *chunk, unsigned head); /* takes chunk->arena's lock */
+void ts_arena_run_free_locked(ts_chunk_t *chunk, unsigned head);
+void *ts_arena_large_alloc(ts_arena_t *arena, size_t size, size_t alignment);
+bool ts_arena_large_resize(void *p, size_t new_size); /* in place; true on success */
+void ts_arena_prefork(void);
+void ts_arena_postfork_parent(void);
+void ts_arena_postfork_child(void);
+
+/* ---- huge.c ---- */
+void *ts_huge_alloc(size_t size, size_t alignment, bool zero);
+void ts_huge_free(void *p);
+size_t ts_huge_usable(const void *p);
+void *ts_huge_realloc(void *p, size_t size);  /* NULL: could not, p untouched */
+ts_huge_t *ts_huge_header(const void *p);     /* NULL if p is not a huge pointer */
+
+/* ---- tcache.c ---- */
+extern __thread ts_tcache_t ts_tcache;
+void ts_tcache_setup(ts_tcache_t *tc);            /* called once per thread */
+void ts_tcache_teardown(ts_tcache_t *tc);
+void *ts_tcache_refill(ts_tcache_t *tc, unsigned cls);
+void ts_tcache_flush_bin(ts_tcache_t *tc, unsigned cls, unsigned keep);
+void ts_tcache_flush_all(ts_tcache_t *tc);
+void ts_tcache_gc(ts_tcache_t *tc);
+uint32_t ts_tcache_cap_of(unsigned cls);
+
+/* ---- init.c ---- */
+extern atomic_int ts_init_state;                  /* 0 none, 1 running, 2 done */
+void ts_init_slow(void);
+TS_INLINE bool ts_is_ready(void) {
+  return atomic_load_explicit(&ts_init_state, memory_order_acquire) == 2;
+}
+ts_arena_t *ts_thread_arena(void);                /* this thread's arena, set up if needed */
+ts_tcache_t *ts_thread_tcache(void);              /* NULL when no cache can be used */
+
+/* ---- alloc.c ---- */
+void *ts_alloc_small_slow(size_t size);
+void ts_free_slow(void *p, const char *fn);
+size_t ts_usable_checked(const void *p, const char *fn);
+
+#endif /* TS_INTERNAL_H */

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * slab.c: objects of one size class inside a run of pages.
+ *
+ * A slab's metadata is the span of its head page (types.h: ts_span_s): the
+ * class, the object count, and a bitmap with a set bit per free object.
+ * The bitmap lives in the chunk header, never in the objects, so a stray
+ * write into freed memory cannot corrupt it, and a second free of the same
+ * object finds its bit already set and is reported.  Objects are taken
+ * lowest index first, which keeps a slab's live objects packed at its start.
+ * The caller holds the lock of the bin that owns the slab.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+void ts_slab_init(ts_chunk_t *chunk, unsigned head, unsigned cls) {
+  ts_span_t *s = &chunk->spans[head];
+  unsigned nobjs = ts_class_slab_objs[cls];
+  s->is_slab = 1;
+  s->cls = (uint8_t)cls;
+  s->list = TS_BIN_NOLIST;
+  s->nobjs = (uint16_t)nobjs;
+  s->nfree = (uint16_t)nobjs;
+  s->next = s->prev = NULL;
+  memset(s->freemap, 0, sizeof s->freemap);
+  for (unsigned w = 0; w < nobjs / 64; w++) s->freemap[w] = ~0ull;
+  if (nobjs % 64) s->freemap[nobjs / 64] = (1ull << (nobjs % 64)) - 1;
+  for (unsigned p = head; p < head + s->npages; p++) chunk->page_cls[p] = (uint8_t)cls;
+}
+
+/* Takes up to want free objects, lowest first, into out; returns how many. */
+unsigned ts_slab_take(ts_chunk_t *chunk, ts_span_t *slab, void **out, unsigned want) {
+  char *base = ts_slab_base(chunk, slab);
+  size_t size = ts_class_size[slab->cls];
+  unsigned n = 0;
+  for (unsigned w = 0; w < TS_SLAB_MAP_WORDS && n < want; w++) {
+    uint64_t bits = slab->freemap[w];
+    while (bits && n < want) {
+      unsigned i = w * 64 + (unsigned)__builtin_ctzll(bits);
+      bits &= bits - 1;
+      out[n++] = base + i * size;
+    }
+    slab->freemap[w] = bits;
+  }
+  slab->nfree = (uint16_t)(slab->nfree - n);
+  return n;
+}
+
+int ts_slab_put(ts_chunk_t *chunk, ts_span_t *slab, void *p) {
+  char *base = ts_slab_base(chunk, slab);
+  unsigned cls = slab->cls;
+  size_t off = (size_t)((char *)p - base);
+  unsigned i = (unsigned)((off * ts_class_div_mul[cls]) >> 32);
+  if (TS_UNLIKELY((size_t)i * ts_class_size[cls] != off || i >= slab->nobjs)) return -1;
+  uint64_t bit = 1ull << (i & 63);
+  if (TS_UNLIKELY(slab->freemap[i >> 6] & bit)) return -2;
+  slab->freemap[i >> 6] |= bit;
+  slab->nfree++;
+  return (int)i;
+}

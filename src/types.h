@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * types.h: every core structure of tessera and the constants that size them.
+ *
+ * Layers, bottom up (docs/ARCHITECTURE.md draws them):
+ *   os      -> pages from the kernel (mmap/munmap/madvise/mremap)
+ *   chunk   -> 4 MiB aligned chunks; a page bitmap of free runs; page -> span
+ *   slab    -> a run holding objects of one size class, a free bitmap per slab
+ *   bin     -> per arena and class: the non-full slabs, ordered by fullness
+ *   arena   -> chunks + bins; threads are bound to the least loaded arena
+ *   tcache  -> per-thread stacks of free objects in front of the bins
+ *   huge    -> requests above TS_LARGE_MAX, mapped on their own
+ *   alloc   -> the malloc family on top of all of these
+ *
+ * Where a pointer's metadata lives: the global chunk map (one byte per 4 MiB
+ * window of the address space) says whether a window is a tessera chunk, a
+ * huge mapping, or nothing of ours.  A chunk keeps its metadata in its first
+ * pages (struct ts_chunk_s); a huge mapping keeps its header in the page just
+ * before the user pointer.  No object carries a header.
+ */
+#ifndef TS_TYPES_H
+#define TS_TYPES_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TS_LIKELY(x) __builtin_expect(!!(x), 1)
+#define TS_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define TS_INLINE static inline __attribute__((always_inline))
+#define TS_NOINLINE __attribute__((noinline))
+
+/* ---- Sizes ---- */
+
+/* The kernel's page on x86-64 and arm64 (4 KiB kernels).  Runs, slabs and
+ * purging work in these units. */
+#define TS_PAGE_SHIFT 12
+#define TS_PAGE_SIZE ((size_t)1 << TS_PAGE_SHIFT)
+#define TS_PAGE_MASK (TS_PAGE_SIZE - 1)
+
+/* Chunks are 4 MiB, aligned to 4 MiB, so that p & ~TS_CHUNK_MASK finds the
+ * header of the chunk holding p.  4 MiB holds the largest run (2 MiB) twice
+ * over, keeps the header (about 100 KiB of address space, of which only the
+ * touched part is resident) under 2.5% of the chunk, and is a multiple of
+ * the 2 MiB huge page so that later purging can work in aligned 2 MiB
+ * units. */
+#define TS_CHUNK_SHIFT 22
+#define TS_CHUNK_SIZE ((size_t)1 << TS_CHUNK_SHIFT)
+#define TS_CHUNK_MASK (TS_CHUNK_SIZE - 1)
+#define TS_CHUNK_PAGES (TS_CHUNK_SIZE >> TS_PAGE_SHIFT) /* 1024 */
+
+/* User-space addresses on x86-64 (4-level paging) and arm64 (48-bit VA)
+ * are below 2^48: the chunk map needs 2^(48-22) = 64 Mi one-byte entries
+ * (64 MiB of address space in .bss; only pages for windows in use are ever
+ * touched, 4 KiB of map per 16 GiB of address space). */
+#define TS_ADDR_BITS 48
+#define TS_MAP_ENTRIES ((size_t)1 << (TS_ADDR_BITS - TS_CHUNK_SHIFT))
+
+/* Size classes (sizeclass.c): 16-byte steps up to 128 bytes, then 8 classes
+ * per doubling up to 32 KiB, so a request above 128 bytes wastes less than
+ * 1/8 of itself.  Classes are multiples of 16 so every object is 16-byte
+ * aligned; below 128 bytes that alignment, not the class count, bounds the
+ * waste (at most 15 bytes).  32 KiB is the largest slab class because above
+ * it rounding to whole pages already wastes at most 4 KiB / 32 KiB = 12.5%. */
+#define TS_MIN_ALIGN_BYTES 16
+#define TS_SMALL_MAX ((size_t)32768)
+#define TS_NCLASSES 72
+#define TS_CLASSES_PER_DOUBLING 8
+
+/* Large requests (above TS_SMALL_MAX) get page runs inside chunks, up to
+ * 2 MiB, half a chunk, so a chunk can always hold the largest run even
+ * after its header.  Above that a request is huge and mapped alone. */
+#define TS_LARGE_MAX ((size_t)2 << 20)
+
+/* A slab is at most 16 pages (64 KiB) and holds at most 512 objects (the
+ * 16-byte class in 2 pages); see ts_slab_geometry(). */
+#define TS_SLAB_MAX_PAGES 16
+#define TS_SLAB_MAX_OBJS 512
+#define TS_SLAB_MAP_WORDS (TS_SLAB_MAX_OBJS / 64)
+
+/* The chunk map's kinds of window. */
+enum ts_window_kind_e {
+  TS_WINDOW_NONE = 0,  /* not tessera's */
+  TS_WINDOW_CHUNK = 1, /* a chunk: header at the window's base */
+  TS_WINDOW_HUGE = 2,  /* a huge mapping whose user pointer is the window's base */
+};
+
+/* Per-page codes in ts_chunk_s.page_cls.  Values below TS_NCLASSES are the
+ * size class of a slab page, which is all the free fast path needs. */
+enum ts_page_code_e {
+  TS_PAGE_LARGE = 0xFC,    /* first page of a large run */
+  TS_PAGE_INTERIOR = 0xFD, /* a later page of a large run */
+  TS_PAGE_META = 0xFE,     /* chunk header */
+  TS_PAGE_FREE = 0xFF,     /* not allocated */
+};
+
+/* ---- Spans: runs of pages ---- */
+
+typedef struct ts_arena_s ts_arena_t;
+typedef struct ts_chunk_s ts_chunk_t;
+
+/* A span describes a run of pages that starts at its page.  Only the head
+ * page's span is meaningful.  For a slab:
+ *   nfree == popcount(freemap)  and  0 <= nfree <= nobjs,
+ *   the slab is on its bin's list number ts_bin_list_of(nfree, nobjs) iff
+ *   0 < nfree, or is the bin's spare (nfree == nobjs), or on no list when
+ *   full (nfree == 0);
+ * objects handed to thread caches count as allocated. */
+typedef struct ts_span_s {
+  struct ts_span_s *next; /* bin list links */
+  struct ts_span_s *prev;
+  uint32_t npages;        /* pages in the run */
+  uint8_t is_slab;        /* 1 for a slab, 0 for a large run */
+  uint8_t cls;            /* size class of a slab */
+  uint8_t list;           /* bin list the slab is on, TS_BIN_NOLIST if none */
+  uint8_t pad_;
+  uint16_t nfree;         /* free objects in the slab */
+  uint16_t nobjs;         /* objects the slab holds */
+  uint32_t size_bytes;    /* large: bytes the caller may use (npages pages) */
+  uint64_t freemap[TS_SLAB_MAP_WORDS]; /* bit i set: object i is free */
+} ts_span_t;
+
+/* ---- Chunks ---- */
+
+/* The header at the base of every chunk.  Its pages are marked
+ * TS_PAGE_META; the rest of the chunk is pages for runs.
+ *   free_pages == popcount(free_map)
+ *   page_head[p] == head page of the run holding page p (for allocated p)
+ *   page_cls[p] == class of the slab holding p, or a ts_page_code_e */
+struct ts_chunk_s {
+  uint64_t cookie;             /* TS_CHUNK_MAGIC ^ secret: validates the header */
+  ts_arena_t *arena;           /* owning arena */
+  ts_chunk_t *next;            /* the arena's chunks, by increasing address */
+  uint32_t free_pages;         /* pages not in any run */
+  uint32_t first_page;         /* first page after the header */
+  uint8_t page_cls[TS_CHUNK_PAGES];
+  uint16_t page_head[TS_CHUNK_PAGES];
+  uint64_t free_map[TS_CHUNK_PAGES / 64]; /* bit set: page free */
+  ts_span_t spans[TS_CHUNK_PAGES];
+};
+
+/* ---- Huge mappings ---- */
+
+/* Header in the page before a huge user pointer; the mapping runs from the
+ * header's page to the end of the usable bytes. */
+typedef struct ts_huge_s {
+  uint64_t cookie;       /* TS_HUGE_MAGIC ^ secret */
+  size_t map_bytes;      /* whole mapping, header page included */
+  size_t usable_bytes;   /* bytes from the user pointer to the end */
+} ts_huge_t;
+
+/* ---- Bins and arenas ---- */
+
+/* Non-full slabs sit on one of TS_BIN_LISTS lists by how full they are;
+ * refills take from the fullest list first (Netty's usage-ordered chunk
+ * lists, TCMalloc's occupancy-ordered spans), so sparse slabs drain and
+ * their pages go back to the arena. */
+#define TS_BIN_LISTS 4
+#define TS_BIN_NOLIST 0xFF
+
+typedef struct ts_bin_s {
+  pthread_mutex_t lock;
+  ts_span_t *lists[TS_BIN_LISTS]; /* lists[i]: slabs with i/4 <= used/nobjs < (i+1)/4 */
+  ts_span_t *spare;               /* one empty slab kept to avoid thrash */
+  uint64_t slabs;                 /* slabs this bin owns (stats, tests) */
+} ts_bin_t;
+
+#define TS_ARENAS_MAX 64
+
+struct ts_arena_s {
+  pthread_mutex_t lock;     /* chunks, page runs */
+  ts_chunk_t *chunks;       /* address-ordered */
+  ts_chunk_t *spare_chunk;  /* an empty chunk kept mapped, or NULL */
+  unsigned index;
+  atomic_uint xthreads;     /* threads bound to this arena */
+  ts_bin_t bins[TS_NCLASSES];
+};
+
+/* ---- Thread caches ---- */
+
+typedef struct ts_tbin_s {
+  void **slots;    /* slots[0..count) are free objects; the top is reused first */
+  uint32_t count;
+  uint32_t cap;    /* 0 until the cache is set up: the fast path then falls through */
+} ts_tbin_t;
+
+enum ts_tcache_state_e {
+  TS_TCACHE_NONE = 0, /* not set up yet */
+  TS_TCACHE_ACTIVE,
+  TS_TCACHE_DEAD,     /* torn down at thread exit: go straight to the arena */
+};
+
+typedef struct ts_tcache_s {
+  ts_tbin_t bins[TS_NCLASSES];
+  ts_arena_t *arena;         /* the arena this thread is bound to */
+  void **slot_block;         /* backing store of every bin's slots */
+  uint64_t last_gc_ns;       /* last trim of unused bins */
+  uint8_t used[TS_NCLASSES]; /* bin ran empty since the last trim */
+  int state;
+} ts_tcache_t;
+
+#endif /* TS_TYPES_H */
