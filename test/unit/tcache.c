@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit test of tcache.c: bounded bins, refill and flush by halves, trim of
+ * idle bins, flush at thread exit. */
+#include "internal.h"
+#include "tessera.h"
+#include "test.h"
+
+#include <pthread.h>
+#include <time.h>
+
+#define CLS 3 /* 64-byte objects */
+
+static size_t bin_free_objs(ts_arena_t *arena, unsigned cls) {
+  size_t n = 0;
+  ts_bin_t *bin = &arena->bins[cls];
+  pthread_mutex_lock(&bin->lock);
+  for (unsigned i = 0; i < TS_BIN_LISTS; i++)
+    for (ts_span_t *s = bin->lists[i]; s; s = s->next) n += s->nfree;
+  if (bin->spare) n += bin->spare->nfree;
+  pthread_mutex_unlock(&bin->lock);
+  return n;
+}
+
+TS_TEST(caps_are_bounded) {
+  size_t total = 0;
+  for (unsigned c = 0; c < TS_NCLASSES; c++) {
+    uint32_t cap = ts_tcache_cap_of(c);
+    expect_true(cap >= 4 && cap <= 256, "class %u cap %u", c, cap);
+    total += (size_t)cap * ts_class_size[c];
+  }
+  printf("  most bytes one thread cache can hold: %zu KiB\n", total >> 10);
+  expect_true(total <= (size_t)8 << 20);
+}
+
+TS_TEST(refill_and_flush_by_halves) {
+  void *p = ts_malloc(64);
+  ts_tcache_t *tc = &ts_tcache;
+  assert_eq(tc->state, TS_TCACHE_ACTIVE);
+  ts_tbin_t *b = &tc->bins[CLS];
+  expect_eq(b->count, b->cap / 2 - 1);
+  ts_free(p);
+  /* free more than a whole cache: the count never passes the cap */
+  enum { N = 1000 };
+  static void *v[N];
+  for (int i = 0; i < N; i++) v[i] = ts_malloc(64);
+  for (int i = 0; i < N; i++) {
+    ts_free(v[i]);
+    assert_true(b->count <= b->cap);
+  }
+  expect_true(b->count >= b->cap / 2);
+}
+
+TS_TEST(idle_bins_are_trimmed) {
+  ts_tcache_t *tc = &ts_tcache;
+  ts_tbin_t *b = &tc->bins[CLS];
+  unsigned before = b->count;
+  assert_true(before > 1);
+  struct timespec ts = {0, 150 * 1000 * 1000};
+  nanosleep(&ts, NULL);
+  tc->used[CLS] = 0;
+  tc->last_gc_ns = 0;
+  ts_tcache_gc(tc);
+  expect_eq(b->count, before / 2);
+}
+
+static void *exiting_thread(void *arg) {
+  (void)arg;
+  static void *v[100];
+  for (int i = 0; i < 100; i++) v[i] = ts_malloc(64);
+  for (int i = 0; i < 100; i++) ts_free(v[i]);
+  return ts_tcache.arena;
+}
+
+TS_TEST(thread_exit_flushes) {
+  pthread_t t;
+  void *arena;
+  pthread_create(&t, NULL, exiting_thread, NULL);
+  pthread_join(t, &arena);
+  /* all 100 objects, and the ones the refill took, are back in the bin:
+   * every slab of the class in that arena is wholly free or the spare */
+  ts_bin_t *bin = &((ts_arena_t *)arena)->bins[CLS];
+  size_t free_objs = bin_free_objs(arena, CLS);
+  size_t slab_objs = (size_t)bin->slabs * ts_class_slab_objs[CLS];
+  /* the main thread may hold objects of this class from the same arena */
+  if (arena != ts_tcache.arena) expect_eq(free_objs, slab_objs);
+  expect_eq(atomic_load(&((ts_arena_t *)arena)->xthreads), arena == ts_tcache.arena ? 1 : 0);
+}
+
+int main(void) {
+  ts_init_slow();
+  ts_run(caps_are_bounded);
+  ts_run(refill_and_flush_by_halves);
+  ts_run(idle_bins_are_trimmed);
+  ts_run(thread_exit_flushes);
+  return ts_test_done();
+}
