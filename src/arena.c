@@ -6,13 +6,13 @@
  * There are ts_narenas arenas, one per CPU the process may run on (at most
  * TS_ARENAS_MAX); each thread is bound at its first allocation to the arena
  * with the fewest bound threads and unbound when it exits.  Page runs come
- * from the lowest-addressed chunk that has room (chunks are kept in address
- * order, runs placed first fit), so live data packs into the oldest,
- * lowest chunks and the others empty.  An arena keeps at most one empty
- * chunk mapped (spare_chunk); a second empty one is unmapped at once.
+ * from the arena's free-run index (run.c: best fit over all its chunks); a
+ * new chunk is mapped only when no free run fits.  An arena keeps at most
+ * one empty chunk mapped (spare_chunk); a second empty one is unmapped at
+ * once.  Chunks are listed in address order.
  *
- * Locking: arena->lock guards the chunk list and every chunk's page bitmap,
- * page_cls, page_head and run spans.  It is taken after a bin lock, never
+ * Locking: arena->lock guards the chunk list, the free-run index, every
+ * chunk's page bitmap and its run spans.  It is taken after a bin lock, never
  * before one.  Fork: every bin lock and then every arena lock are taken in
  * prefork and released (parent) or re-initialised (child) after.
  */
@@ -27,6 +27,8 @@ void ts_arena_init(ts_arena_t *arena, unsigned index) {
   pthread_mutex_init(&arena->lock, NULL);
   arena->chunks = NULL;
   arena->spare_chunk = NULL;
+  for (unsigned i = 0; i < TS_RUN_LISTS; i++) arena->free_runs[i] = NULL;
+  for (unsigned i = 0; i < TS_RUN_LISTS / 64; i++) arena->free_runs_nonempty[i] = 0;
   arena->index = index;
   atomic_init(&arena->xthreads, 0);
   for (unsigned c = 0; c < TS_NCLASSES; c++) ts_bin_init(&arena->bins[c]);
@@ -64,44 +66,36 @@ static void arena_remove_chunk(ts_arena_t *arena, ts_chunk_t *chunk) {
 
 void *ts_arena_run_alloc(ts_arena_t *arena, unsigned npages, unsigned align_pages, ts_span_t **span_out) {
   pthread_mutex_lock(&arena->lock);
-  ts_chunk_t *chunk;
-  unsigned head = 0;
-  for (chunk = arena->chunks; chunk; chunk = chunk->next) {
-    head = ts_chunk_find_run(chunk, npages, align_pages);
-    if (head) break;
-  }
-  if (!chunk) {
-    chunk = ts_chunk_new(arena);
+  ts_span_t *s = ts_run_alloc(arena, npages, align_pages);
+  if (!s) {
+    ts_chunk_t *chunk = ts_chunk_new(arena);
     if (!chunk) {
       pthread_mutex_unlock(&arena->lock);
       errno = ENOMEM;
       return NULL;
     }
     arena_insert_chunk(arena, chunk);
-    head = ts_chunk_find_run(chunk, npages, align_pages);
+    ts_run_add_chunk(arena, chunk);
+    s = ts_run_alloc(arena, npages, align_pages);
   }
+  ts_chunk_t *chunk = ts_chunk_of(s);
   if (chunk == arena->spare_chunk) arena->spare_chunk = NULL;
-  ts_chunk_mark_used(chunk, head, npages);
-  ts_span_t *s = &chunk->spans[head];
-  s->npages = npages;
-  s->is_slab = 0;
-  s->list = TS_BIN_NOLIST;
-  s->next = s->prev = NULL;
   pthread_mutex_unlock(&arena->lock);
   *span_out = s;
-  return ts_chunk_page_addr(chunk, head);
+  return ts_chunk_page_addr(chunk, (unsigned)(s - chunk->spans));
 }
 
 void ts_arena_run_free_locked(ts_chunk_t *chunk, unsigned head) {
   ts_arena_t *arena = chunk->arena;
-  ts_chunk_mark_free(chunk, head, chunk->spans[head].npages);
-  chunk->spans[head].npages = 0;
-  chunk->spans[head].is_slab = 0;
-  if (!ts_chunk_is_empty(chunk)) return;
+  ts_span_t *s = &chunk->spans[head];
+  unsigned npages = s->npages;
+  s->is_slab = 0;
+  if (!ts_run_free(arena, chunk, head, npages)) return;
   if (!arena->spare_chunk) {
     arena->spare_chunk = chunk;
     return;
   }
+  ts_run_remove_chunk(arena, chunk);
   arena_remove_chunk(arena, chunk);
   ts_chunk_delete(chunk);
 }
@@ -115,12 +109,10 @@ void ts_arena_run_free(ts_chunk_t *chunk, unsigned head) {
 
 /* ---- Large blocks: page runs of their own ---- */
 
+/* Only the head page of a large run gets a code; its other pages keep
+ * TS_PAGE_NOBLOCK, so a pointer into them is not a block. */
 static void arena_mark_large(ts_chunk_t *chunk, unsigned head, unsigned npages) {
   chunk->page_cls[head] = TS_PAGE_LARGE;
-  for (unsigned p = head + 1; p < head + npages; p++) {
-    chunk->page_cls[p] = TS_PAGE_INTERIOR;
-    chunk->page_head[p] = (uint16_t)head;
-  }
   chunk->spans[head].size_bytes = npages << TS_PAGE_SHIFT;
 }
 
@@ -148,17 +140,14 @@ bool ts_arena_large_resize(void *p, size_t new_size) {
   ts_span_t *s = &chunk->spans[head];
   unsigned old = s->npages;
   if (npages < old) {
-    ts_chunk_mark_free(chunk, head + npages, old - npages);
     s->npages = npages;
     arena_mark_large(chunk, head, npages);
+    ts_run_free(arena, chunk, head + npages, old - npages); /* cannot empty the chunk */
   } else if (npages > old) {
-    if (head + npages <= TS_CHUNK_PAGES &&
-        ts_chunk_free_after(chunk, head + old, npages - old) == npages - old) {
-      ts_chunk_mark_used(chunk, head + old, npages - old);
+    ok = ts_run_grow(arena, chunk, head, old, npages);
+    if (ok) {
       s->npages = npages;
       arena_mark_large(chunk, head, npages);
-    } else {
-      ok = false;
     }
   }
   pthread_mutex_unlock(&arena->lock);

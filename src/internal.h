@@ -64,13 +64,17 @@ TS_INLINE void *ts_chunk_page_addr(ts_chunk_t *c, unsigned page) {
 void ts_window_set(uintptr_t addr, unsigned kind);
 ts_chunk_t *ts_chunk_new(ts_arena_t *arena);      /* NULL on OOM */
 void ts_chunk_delete(ts_chunk_t *chunk);
-/* First fit of npages free pages whose first page index is a multiple of
- * align_pages; returns the head page or 0 (page 0 is never free). */
-unsigned ts_chunk_find_run(const ts_chunk_t *chunk, unsigned npages, unsigned align_pages);
 void ts_chunk_mark_used(ts_chunk_t *chunk, unsigned head, unsigned npages);
 void ts_chunk_mark_free(ts_chunk_t *chunk, unsigned head, unsigned npages);
-unsigned ts_chunk_free_after(const ts_chunk_t *chunk, unsigned page, unsigned limit);
 bool ts_chunk_is_empty(const ts_chunk_t *chunk);
+
+/* ---- run.c: free runs of pages, best fit, split and coalesce ---- */
+/* All take the arena's lock held. */
+void ts_run_add_chunk(ts_arena_t *arena, ts_chunk_t *chunk);
+void ts_run_remove_chunk(ts_arena_t *arena, ts_chunk_t *chunk);   /* chunk must be empty */
+ts_span_t *ts_run_alloc(ts_arena_t *arena, unsigned npages, unsigned align_pages); /* NULL: no room */
+bool ts_run_free(ts_arena_t *arena, ts_chunk_t *chunk, unsigned head, unsigned npages); /* true: chunk now empty */
+bool ts_run_grow(ts_arena_t *arena, ts_chunk_t *chunk, unsigned head, unsigned old_pages, unsigned new_pages);
 
 /* ---- slab.c: objects of one class inside a run ---- */
 void ts_slab_init(ts_chunk_t *chunk, unsigned head, unsigned cls);

@@ -26,7 +26,10 @@ void ts_slab_init(ts_chunk_t *chunk, unsigned head, unsigned cls) {
   memset(s->freemap, 0, sizeof s->freemap);
   for (unsigned w = 0; w < nobjs / 64; w++) s->freemap[w] = ~0ull;
   if (nobjs % 64) s->freemap[nobjs / 64] = (1ull << (nobjs % 64)) - 1;
-  for (unsigned p = head; p < head + s->npages; p++) chunk->page_cls[p] = (uint8_t)cls;
+  for (unsigned p = head; p < head + s->npages; p++) {
+    chunk->page_cls[p] = (uint8_t)cls;
+    chunk->page_head[p] = (uint16_t)head;
+  }
 }
 
 /* Takes up to want free objects, lowest first, into out; returns how many. */

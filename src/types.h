@@ -90,10 +90,9 @@ enum ts_window_kind_e {
 /* Per-page codes in ts_chunk_s.page_cls.  Values below TS_NCLASSES are the
  * size class of a slab page, which is all the free fast path needs. */
 enum ts_page_code_e {
-  TS_PAGE_LARGE = 0xFC,    /* first page of a large run */
-  TS_PAGE_INTERIOR = 0xFD, /* a later page of a large run */
-  TS_PAGE_META = 0xFE,     /* chunk header */
-  TS_PAGE_FREE = 0xFF,     /* not allocated */
+  TS_PAGE_LARGE = 0xFD,   /* first page of a large run */
+  TS_PAGE_META = 0xFE,    /* chunk header */
+  TS_PAGE_NOBLOCK = 0xFF, /* no block starts here: a free page, or a large run's later page */
 };
 
 /* ---- Spans: runs of pages ---- */
@@ -127,7 +126,7 @@ typedef struct ts_span_s {
 /* The header at the base of every chunk.  Its pages are marked
  * TS_PAGE_META; the rest of the chunk is pages for runs.
  *   free_pages == popcount(free_map)
- *   page_head[p] == head page of the run holding page p (for allocated p)
+ *   page_head[p] == head page of the slab holding page p (slab pages only)
  *   page_cls[p] == class of the slab holding p, or a ts_page_code_e */
 struct ts_chunk_s {
   uint64_t cookie;             /* TS_CHUNK_MAGIC ^ secret: validates the header */
@@ -169,8 +168,13 @@ typedef struct ts_bin_s {
 
 #define TS_ARENAS_MAX 64
 
+/* Free runs are indexed by length (run.c): one list per page count. */
+#define TS_RUN_LISTS TS_CHUNK_PAGES
+
 struct ts_arena_s {
   pthread_mutex_t lock;     /* chunks, page runs */
+  ts_span_t *free_runs[TS_RUN_LISTS];           /* list i: free runs of i + 1 pages */
+  uint64_t free_runs_nonempty[TS_RUN_LISTS / 64];
   ts_chunk_t *chunks;       /* address-ordered */
   ts_chunk_t *spare_chunk;  /* an empty chunk kept mapped, or NULL */
   unsigned index;

@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit test of run.c: best fit, split, coalesce, in-place growth, and the
+ * index's invariants (every free page in exactly one indexed run; no two
+ * free runs touch). */
+#include "internal.h"
+#include "test.h"
+
+static ts_arena_t arena;
+
+/* Checks the index against the chunk's bitmap; returns free runs seen. */
+static unsigned check_index(ts_chunk_t *c) {
+  unsigned runs = 0, pages = 0;
+  for (unsigned l = 0; l < TS_RUN_LISTS; l++) {
+    bool nonempty = (arena.free_runs_nonempty[l >> 6] >> (l & 63)) & 1;
+    expect_eq(nonempty, arena.free_runs[l] != NULL);
+    for (ts_span_t *s = arena.free_runs[l]; s; s = s->next) {
+      if (ts_chunk_of(s) != c) continue;
+      unsigned head = (unsigned)(s - c->spans);
+      expect_eq(s->npages, l + 1);
+      expect_eq(c->spans[head + s->npages - 1].npages, s->npages);
+      for (unsigned p = head; p < head + s->npages; p++) expect_true((c->free_map[p >> 6] >> (p & 63)) & 1, "page %u", p);
+      /* maximal: neighbours are used */
+      if (head > c->first_page) expect_true(!((c->free_map[(head - 1) >> 6] >> ((head - 1) & 63)) & 1));
+      unsigned r = head + s->npages;
+      if (r < TS_CHUNK_PAGES) expect_true(!((c->free_map[r >> 6] >> (r & 63)) & 1));
+      runs++;
+      pages += s->npages;
+    }
+  }
+  expect_eq(pages, c->free_pages);
+  return runs;
+}
+
+static unsigned head_of(ts_chunk_t *c, ts_span_t *s) { return (unsigned)(s - c->spans); }
+
+TS_TEST(split_and_coalesce) {
+  ts_arena_init(&arena, 0);
+  ts_chunk_t *c = ts_chunk_new(&arena);
+  assert_true(c != NULL);
+  ts_run_add_chunk(&arena, c);
+  unsigned f = c->first_page;
+  ts_span_t *a = ts_run_alloc(&arena, 10, 1);
+  ts_span_t *b = ts_run_alloc(&arena, 5, 1);
+  ts_span_t *d = ts_run_alloc(&arena, 20, 1);
+  assert_true(a && b && d);
+  /* carved from the low end */
+  expect_eq(head_of(c, a), f);
+  expect_eq(head_of(c, b), f + 10);
+  expect_eq(head_of(c, d), f + 15);
+  expect_eq(check_index(c), 1);
+  /* free a: a hole of 10 at the start */
+  expect_true(!ts_run_free(&arena, c, f, 10));
+  expect_eq(check_index(c), 2);
+  /* best fit: 4 pages go into the 10-page hole, not the big tail */
+  ts_span_t *e = ts_run_alloc(&arena, 4, 1);
+  expect_eq(head_of(c, e), f);
+  /* 12 pages do not fit the 6 left: they go after d */
+  ts_span_t *g = ts_run_alloc(&arena, 12, 1);
+  expect_eq(head_of(c, g), f + 35);
+  /* freeing b merges with the 6-page hole on its left: 11 pages */
+  expect_true(!ts_run_free(&arena, c, f + 10, 5));
+  expect_eq(check_index(c), 2);
+  expect_true(arena.free_runs[10] != NULL);
+  /* freeing e merges everything before d: 15 pages */
+  expect_true(!ts_run_free(&arena, c, f, 4));
+  expect_true(arena.free_runs[14] != NULL);
+  /* growing d in place fails (g follows), growing g works */
+  expect_true(!ts_run_grow(&arena, c, f + 15, 20, 21));
+  expect_true(ts_run_grow(&arena, c, f + 35, 12, 40));
+  check_index(c);
+  /* aligned */
+  ts_span_t *al = ts_run_alloc(&arena, 8, 64);
+  expect_eq(head_of(c, al) % 64, 0);
+  check_index(c);
+  expect_true(!ts_run_free(&arena, c, head_of(c, al), 8));
+  expect_true(!ts_run_free(&arena, c, f + 15, 20));
+  /* the last free empties the chunk: one run of every page */
+  expect_true(ts_run_free(&arena, c, f + 35, 40));
+  expect_eq(check_index(c), 1);
+  expect_true(ts_chunk_is_empty(c));
+  ts_run_remove_chunk(&arena, c);
+  ts_chunk_delete(c);
+}
+
+TS_TEST(largest_run_fits_in_a_chunk) {
+  ts_arena_init(&arena, 0);
+  ts_chunk_t *c = ts_chunk_new(&arena);
+  assert_true(c != NULL);
+  ts_run_add_chunk(&arena, c);
+  unsigned pages = (unsigned)(TS_LARGE_MAX >> TS_PAGE_SHIFT);
+  ts_span_t *s = ts_run_alloc(&arena, pages, pages);
+  expect_true(s != NULL, "a 2 MiB aligned run");
+  expect_true(ts_run_alloc(&arena, TS_CHUNK_PAGES, 1) == NULL);
+}
+
+int main(void) {
+  ts_init_slow();
+  ts_run(split_and_coalesce);
+  ts_run(largest_run_fits_in_a_chunk);
+  return ts_test_done();
+}
