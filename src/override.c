@@ -15,6 +15,7 @@
 #include "internal.h"
 
 #include <dlfcn.h>
+#include <stdint.h>
 #include <tessera.h>
 
 typedef void *(*ts_new_fn)(size_t);
@@ -26,7 +27,13 @@ static TS_NOINLINE void *cxx_new_failed(const char *sym, size_t size) {
   return next(size);
 }
 
+/* libstdc++'s aligned operators round the size up to the alignment, which
+ * wraps an impossible size to a small one; those go to the unaligned
+ * operator, which fails and throws as it should. */
+#define TS_CXX_IMPOSSIBLE(size, al) ((size) > (size_t)PTRDIFF_MAX - (al))
+
 static TS_NOINLINE void *cxx_new_aligned_failed(const char *sym, size_t size, size_t alignment) {
+  if (TS_CXX_IMPOSSIBLE(size, alignment)) return cxx_new_failed("_Znwm", size);
   ts_new_aligned_fn next = (ts_new_aligned_fn)dlsym(RTLD_NEXT, sym);
   if (!next) ts_fatal("operator new(%zu, align %zu): out of memory, and no C++ runtime", size, alignment);
   return next(size, alignment);
@@ -43,6 +50,7 @@ static TS_NOINLINE void *cxx_nothrow_failed(const char *sym, size_t size, const 
 }
 
 static TS_NOINLINE void *cxx_aligned_nothrow_failed(const char *sym, size_t size, size_t al, const void *tag) {
+  if (TS_CXX_IMPOSSIBLE(size, al)) return NULL;
   ts_new_aligned_nothrow_fn next = (ts_new_aligned_nothrow_fn)dlsym(RTLD_NEXT, sym);
   return next ? next(size, al, tag) : NULL;
 }
