@@ -112,7 +112,7 @@ void ts_arena_run_free(ts_chunk_t *chunk, unsigned head) {
 /* Only the head page of a large run gets a code; its other pages keep
  * TS_PAGE_NOBLOCK, so a pointer into them is not a block. */
 static void arena_mark_large(ts_chunk_t *chunk, unsigned head, unsigned npages) {
-  chunk->page_cls[head] = TS_PAGE_LARGE;
+  ts_chunk_codes(chunk)[head] = TS_PAGE_LARGE;
   chunk->spans[head].size_bytes = npages << TS_PAGE_SHIFT;
 }
 

@@ -53,8 +53,8 @@ ts_chunk_t *ts_chunk_new(ts_arena_t *arena) {
   c->cookie = TS_CHUNK_MAGIC ^ ts_secret;
   c->arena = arena;
   c->first_page = (uint32_t)TS_CHUNK_HEADER_PAGES;
-  memset(c->page_cls, TS_PAGE_NOBLOCK, sizeof c->page_cls);
-  memset(c->page_cls, TS_PAGE_META, TS_CHUNK_HEADER_PAGES);
+  memset(c->page_code_area, TS_PAGE_NOBLOCK, sizeof c->page_code_area);
+  memset(ts_chunk_codes(c), TS_PAGE_META, TS_CHUNK_HEADER_PAGES);
   chunk_bits_set(c->free_map, c->first_page, TS_CHUNK_PAGES - c->first_page);
   c->free_pages = (uint32_t)(TS_CHUNK_PAGES - c->first_page);
   ts_window_set((uintptr_t)c, TS_WINDOW_CHUNK);
@@ -78,6 +78,6 @@ void ts_chunk_mark_used(ts_chunk_t *chunk, unsigned head, unsigned npages) {
 
 void ts_chunk_mark_free(ts_chunk_t *chunk, unsigned head, unsigned npages) {
   chunk_bits_set(chunk->free_map, head, npages);
-  memset(chunk->page_cls + head, TS_PAGE_NOBLOCK, npages);
+  memset(ts_chunk_codes(chunk) + head, TS_PAGE_NOBLOCK, npages);
   chunk->free_pages += npages;
 }

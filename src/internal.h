@@ -33,12 +33,25 @@ extern uint16_t ts_class_slab_objs[TS_NCLASSES];
 extern uint32_t ts_class_div_mul[TS_NCLASSES];
 void ts_sizeclass_init(void);
 
-/* size -> class for size <= TS_SMALL_MAX (size 0 is class 0). */
-TS_INLINE unsigned ts_size_to_class(size_t size) {
+/* size -> class for size <= TS_SMALL_MAX (size 0 is class 0), by
+ * arithmetic: one count-leading-zeros. */
+TS_INLINE unsigned ts_size_to_class_compute(size_t size) {
   if (size <= 128) return size ? (unsigned)((size - 1) >> 4) : 0;
   size_t x = size - 1;
   unsigned k = 63u - (unsigned)__builtin_clzll((unsigned long long)x);
   return 8u + (k - 7u) * TS_CLASSES_PER_DOUBLING + (unsigned)((x >> (k - 3u)) & 7u);
+}
+
+/* The same by table for sizes up to TS_CLASS_LOOKUP_MAX, indexed by 16-byte
+ * granule: one load and no data-dependent branch, which matters when sizes
+ * are random.  The table is filled by ts_sizeclass_init() before any thread
+ * cache exists; until then it reads class 0, whose empty cache sends the
+ * caller to the slow path, which computes. */
+#define TS_CLASS_LOOKUP_MAX 4096
+extern uint8_t ts_class_lookup[(TS_CLASS_LOOKUP_MAX >> 4) + 1];
+TS_INLINE unsigned ts_size_to_class(size_t size) {
+  if (TS_LIKELY(size <= TS_CLASS_LOOKUP_MAX)) return ts_class_lookup[(size + 15) >> 4];
+  return ts_size_to_class_compute(size);
 }
 
 /* ---- chunk.c: the chunk map and page runs inside chunks ---- */
@@ -54,6 +67,9 @@ TS_INLINE unsigned ts_window_kind(uintptr_t addr) {
 }
 TS_INLINE ts_chunk_t *ts_chunk_of(const void *p) {
   return (ts_chunk_t *)((uintptr_t)p & ~(uintptr_t)TS_CHUNK_MASK);
+}
+TS_INLINE uint8_t *ts_chunk_codes(ts_chunk_t *c) {
+  return c->page_code_area + ((((uintptr_t)c) >> TS_CHUNK_SHIFT) & (TS_CHUNK_COLORS - 1)) * 64;
 }
 TS_INLINE unsigned ts_chunk_page_of(const void *p) {
   return (unsigned)(((uintptr_t)p & TS_CHUNK_MASK) >> TS_PAGE_SHIFT);

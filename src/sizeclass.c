@@ -4,9 +4,10 @@
  *
  * Classes: 16, 32, ..., 128 (16-byte steps), then for each doubling
  * (2^k, 2^(k+1)], k = 7..14, eight classes 2^k + i * 2^(k-3), i = 1..8,
- * ending at 32 KiB.  ts_size_to_class() (internal.h) computes the class
- * from the size with one count-leading-zeros; the table below is its
- * inverse.  Worst-case waste: a request of 2^k + 1 bytes gets a class
+ * ending at 32 KiB.  ts_size_to_class_compute() (internal.h) computes the
+ * class from the size with one count-leading-zeros; ts_size_to_class()
+ * looks sizes up to 4 KiB up in ts_class_lookup, built from it here; the
+ * table below is the inverse.  Worst-case waste: a request of 2^k + 1 bytes gets a class
  * 2^(k-3) larger, less than 1/8 of the request for every size above 128
  * bytes; at or below 128 bytes the 16-byte alignment makes the worst case
  * 15 bytes.  test/unit/sizeclass.c checks both by brute force.
@@ -32,6 +33,7 @@ const uint32_t ts_class_size[TS_NCLASSES] = {
     TS_CLASS_ROW(11), TS_CLASS_ROW(12), TS_CLASS_ROW(13), TS_CLASS_ROW(14),
 };
 
+uint8_t ts_class_lookup[(TS_CLASS_LOOKUP_MAX >> 4) + 1];
 uint16_t ts_class_slab_pages[TS_NCLASSES];
 uint16_t ts_class_slab_objs[TS_NCLASSES];
 uint32_t ts_class_div_mul[TS_NCLASSES];
@@ -40,6 +42,7 @@ uint32_t ts_class_div_mul[TS_NCLASSES];
 #define TS_SLAB_TAIL_SHIFT 6
 
 void ts_sizeclass_init(void) {
+  for (size_t g = 0; g <= (TS_CLASS_LOOKUP_MAX >> 4); g++) ts_class_lookup[g] = (uint8_t)ts_size_to_class_compute(g << 4);
   for (unsigned c = 0; c < TS_NCLASSES; c++) {
     size_t size = ts_class_size[c];
     unsigned best_pages = 0;

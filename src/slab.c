@@ -27,7 +27,7 @@ void ts_slab_init(ts_chunk_t *chunk, unsigned head, unsigned cls) {
   for (unsigned w = 0; w < nobjs / 64; w++) s->freemap[w] = ~0ull;
   if (nobjs % 64) s->freemap[nobjs / 64] = (1ull << (nobjs % 64)) - 1;
   for (unsigned p = head; p < head + s->npages; p++) {
-    chunk->page_cls[p] = (uint8_t)cls;
+    ts_chunk_codes(chunk)[p] = (uint8_t)cls;
     chunk->page_head[p] = (uint16_t)head;
   }
 }

@@ -80,6 +80,10 @@
 #define TS_SLAB_MAX_OBJS 512
 #define TS_SLAB_MAP_WORDS (TS_SLAB_MAX_OBJS / 64)
 
+/* Chunk headers place their page codes at one of 64 offsets (see
+ * ts_chunk_s). */
+#define TS_CHUNK_COLORS 64
+
 /* The chunk map's kinds of window. */
 enum ts_window_kind_e {
   TS_WINDOW_NONE = 0,  /* not tessera's */
@@ -87,7 +91,7 @@ enum ts_window_kind_e {
   TS_WINDOW_HUGE = 2,  /* a huge mapping whose user pointer is the window's base */
 };
 
-/* Per-page codes in ts_chunk_s.page_cls.  Values below TS_NCLASSES are the
+/* Per-page codes of a chunk (ts_chunk_codes()).  Values below TS_NCLASSES are the
  * size class of a slab page, which is all the free fast path needs. */
 enum ts_page_code_e {
   TS_PAGE_LARGE = 0xFD,   /* first page of a large run */
@@ -127,14 +131,22 @@ typedef struct ts_span_s {
  * TS_PAGE_META; the rest of the chunk is pages for runs.
  *   free_pages == popcount(free_map)
  *   page_head[p] == head page of the slab holding page p (slab pages only)
- *   page_cls[p] == class of the slab holding p, or a ts_page_code_e */
+ *   codes[p] == class of the slab holding p, or a ts_page_code_e,
+ *   where codes = ts_chunk_codes(chunk) (internal.h).
+ * Chunk headers all sit at 4 MiB-aligned addresses, so a field at a fixed
+ * offset would fall in the same few cache sets in every chunk, and the free
+ * fast path, which reads a page code per call, would miss the cache once a
+ * program used more chunks than the cache has ways.  The codes therefore
+ * start at a "colour" offset, 64 bytes times the chunk's address bits above
+ * the chunk size modulo TS_CHUNK_COLORS, which spreads them over 64 sets. */
 struct ts_chunk_s {
   uint64_t cookie;             /* TS_CHUNK_MAGIC ^ secret: validates the header */
   ts_arena_t *arena;           /* owning arena */
   ts_chunk_t *next;            /* the arena's chunks, by increasing address */
   uint32_t free_pages;         /* pages not in any run */
   uint32_t first_page;         /* first page after the header */
-  uint8_t page_cls[TS_CHUNK_PAGES];
+  /* page codes: TS_CHUNK_PAGES bytes at a per-chunk offset, see below */
+  uint8_t page_code_area[TS_CHUNK_PAGES + TS_CHUNK_COLORS * 64];
   uint16_t page_head[TS_CHUNK_PAGES];
   uint64_t free_map[TS_CHUNK_PAGES / 64]; /* bit set: page free */
   ts_span_t spans[TS_CHUNK_PAGES];

@@ -54,8 +54,8 @@ TS_TEST(large_runs_first_fit_and_resize) {
   char *b = ts_arena_large_alloc(arena, 40000, 0);
   assert_true(a && b);
   ts_chunk_t *c = ts_chunk_of(a);
-  expect_eq(c->page_cls[ts_chunk_page_of(a)], TS_PAGE_LARGE);
-  expect_eq(c->page_cls[ts_chunk_page_of(a) + 1], TS_PAGE_NOBLOCK);
+  expect_eq(ts_chunk_codes(c)[ts_chunk_page_of(a)], TS_PAGE_LARGE);
+  expect_eq(ts_chunk_codes(c)[ts_chunk_page_of(a) + 1], TS_PAGE_NOBLOCK);
   expect_eq(c->spans[ts_chunk_page_of(a)].size_bytes, 40960);
   /* a cannot grow into b; shrink works in place, then growth fits again */
   if (ts_chunk_of(b) == c && b == a + 40960) {

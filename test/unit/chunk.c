@@ -14,7 +14,7 @@ TS_TEST(new_chunk_is_aligned_and_mapped) {
   expect_true(c->first_page * TS_PAGE_SIZE >= sizeof(ts_chunk_t));
   expect_eq(c->free_pages, TS_CHUNK_PAGES - c->first_page);
   expect_true(ts_chunk_is_empty(c));
-  for (unsigned p = 0; p < c->first_page; p++) expect_eq(c->page_cls[p], TS_PAGE_META);
+  for (unsigned p = 0; p < c->first_page; p++) expect_eq(ts_chunk_codes(c)[p], TS_PAGE_META);
   ts_chunk_delete(c);
   expect_eq(ts_window_kind((uintptr_t)c), TS_WINDOW_NONE);
   expect_eq(ts_window_kind(~(uintptr_t)0), TS_WINDOW_NONE);

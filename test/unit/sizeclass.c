@@ -13,8 +13,10 @@ TS_TEST(classes_are_increasing_multiples_of_16) {
 }
 
 TS_TEST(size_to_class_is_the_smallest_fit) {
+  ts_sizeclass_init();
   for (size_t s = 0; s <= TS_SMALL_MAX; s++) {
     unsigned c = ts_size_to_class(s);
+    assert_eq(c, ts_size_to_class_compute(s));
     assert_true(c < TS_NCLASSES, "size %zu", s);
     assert_true(ts_class_size[c] >= s, "size %zu class %u", s, c);
     if (c) assert_true(ts_class_size[c - 1] < s || s == 0, "size %zu not smallest (class %u)", s, c);

@@ -21,7 +21,7 @@ TS_TEST(take_put_bookkeeping) {
     expect_eq(s->nfree, 0);
     for (unsigned i = 0; i < n; i++) {
       expect_eq((char *)objs[i] - (char *)base, (size_t)i * ts_class_size[cls]);
-      expect_eq(chunk->page_cls[ts_chunk_page_of(objs[i])], cls);
+      expect_eq(ts_chunk_codes(chunk)[ts_chunk_page_of(objs[i])], cls);
       expect_eq(chunk->page_head[ts_chunk_page_of(objs[i])], head);
     }
     /* put back every other one, then take: lowest first */
