@@ -39,7 +39,7 @@ static void *alloc_class(unsigned cls) {
   void *p = NULL;
   if (tc) {
     ts_tbin_t *b = &tc->bins[cls];
-    p = b->count ? b->slots[--b->count] : ts_tcache_refill(tc, cls);
+    p = b->head ? ts_tcache_pop(b) : ts_tcache_refill(tc, cls);
   } else {
     ts_arena_t *arena = ts_thread_arena();
     if (arena && !ts_bin_fill(arena, cls, &p, 1)) p = NULL;
@@ -48,7 +48,8 @@ static void *alloc_class(unsigned cls) {
 }
 
 static TS_NOINLINE void *alloc_slow(size_t size) {
-  if (size <= TS_SMALL_MAX) return alloc_class(ts_size_to_class(size));
+  /* computed, not looked up: the table may not be built yet */
+  if (size <= TS_SMALL_MAX) return alloc_class(ts_size_to_class_compute(size));
   if (size <= TS_LARGE_MAX) {
     ts_arena_t *arena = ts_thread_arena();
     void *p = arena ? ts_arena_large_alloc(arena, size, 0) : NULL;
@@ -62,7 +63,7 @@ static TS_NOINLINE void *alloc_slow(size_t size) {
 void *ts_malloc(size_t size) {
   if (TS_LIKELY(size <= TS_SMALL_MAX)) {
     ts_tbin_t *b = &ts_tcache.bins[ts_size_to_class(size)];
-    if (TS_LIKELY(b->count)) return b->slots[--b->count];
+    if (TS_LIKELY(b->head != NULL)) return ts_tcache_pop(b);
   }
   return alloc_slow(size);
 }
@@ -91,11 +92,13 @@ void ts_free_slow(void *p, const char *fn) {
         return;
       }
       ts_tbin_t *b = &tc->bins[code];
+      if (TS_UNLIKELY(p == b->head))
+        ts_fatal("%s(): double free of %p (size %u)", fn, p, (unsigned)ts_class_size[code]);
       if (b->count >= b->cap) {
         ts_tcache_flush_bin(tc, code, b->cap / 2);
         ts_tcache_gc(tc);
       }
-      b->slots[b->count++] = p;
+      ts_tcache_push(b, p);
       return;
     }
     if (code == TS_PAGE_LARGE && (a & TS_PAGE_MASK) == 0) {
@@ -117,8 +120,8 @@ void ts_free(void *p) {
     unsigned code = ts_chunk_codes(ts_chunk_of(p))[ts_chunk_page_of(p)];
     if (TS_LIKELY(code < TS_NCLASSES)) {
       ts_tbin_t *b = &ts_tcache.bins[code];
-      if (TS_LIKELY(b->count < b->cap)) {
-        b->slots[b->count++] = p;
+      if (TS_LIKELY(b->count < b->cap && p != b->head)) {
+        ts_tcache_push(b, p);
         return;
       }
     }
@@ -215,7 +218,7 @@ static void *alloc_aligned(size_t alignment, size_t size) {
   if (alignment <= TS_MIN_ALIGN_BYTES) return ts_malloc(size);
   if (size > TS_ALLOC_MAX || alignment > TS_ALLOC_MAX / 2 + 1) return alloc_fail();
   if (size <= TS_SMALL_MAX && alignment <= TS_PAGE_SIZE) {
-    for (unsigned c = ts_size_to_class(size); c < TS_NCLASSES; c++)
+    for (unsigned c = ts_size_to_class_compute(size); c < TS_NCLASSES; c++)
       if ((ts_class_size[c] & (alignment - 1)) == 0) return alloc_class(c);
   }
   if (size <= TS_LARGE_MAX && alignment <= TS_LARGE_MAX) {

@@ -132,6 +132,17 @@ ts_huge_t *ts_huge_header(const void *p);     /* NULL if p is not a huge pointer
 
 /* ---- tcache.c ---- */
 extern __thread ts_tcache_t ts_tcache;
+TS_INLINE void *ts_tcache_pop(ts_tbin_t *b) {
+  void *p = b->head;
+  b->head = *(void **)p;
+  b->count--;
+  return p;
+}
+TS_INLINE void ts_tcache_push(ts_tbin_t *b, void *p) {
+  *(void **)p = b->head;
+  b->head = p;
+  b->count++;
+}
 void ts_tcache_setup(ts_tcache_t *tc);            /* called once per thread */
 void ts_tcache_teardown(ts_tcache_t *tc);
 void *ts_tcache_refill(ts_tcache_t *tc, unsigned cls);

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tcache.c: per-thread caches of free objects, one stack per size class,
- * in front of the arenas' bins.
+ * tcache.c: per-thread caches of free objects, one LIFO list per size
+ * class, in front of the arenas' bins.
  *
  * The cache lives in static TLS (ts_tcache, initial-exec model), so the
- * fast paths in alloc.c are a TLS-relative load, a compare and a store:
- * no lock, no atomic, no call.  A bin's slots come from one block per
- * thread (a large run of the thread's arena).
+ * fast paths in alloc.c are a TLS-relative load, a compare and two stores:
+ * no lock, no atomic, no call.  A bin's list is linked through the first
+ * word of its free objects (types.h: ts_tbin_s).
  *
  * Bounds: a class caches at most ts_tcache_cap_of(cls) objects: 64 KiB
  * worth, between TS_TCACHE_MIN_SLOTS and TS_TCACHE_MAX_SLOTS objects.  An
@@ -18,13 +18,11 @@
  * Trimming: at most every TS_TCACHE_GC_MS, a refill or flush trims the
  * bins that did not run empty since the last trim to half their content,
  * so a cache's idle classes give their objects back.  At thread exit a
- * pthread key destructor flushes everything, returns the slot block and
- * unbinds the thread from its arena; allocations made after that (by later
- * TLS destructors) go straight to the arena.
+ * pthread key destructor flushes everything and unbinds the thread from its
+ * arena; allocations made after that (by later TLS destructors) go straight
+ * to the arena.
  */
 #include "internal.h"
-
-#include <string.h>
 
 __thread ts_tcache_t ts_tcache __attribute__((tls_model("initial-exec")));
 
@@ -43,22 +41,11 @@ uint32_t ts_tcache_cap_of(unsigned cls) {
 }
 
 void ts_tcache_setup(ts_tcache_t *tc) {
-  size_t slots = 0;
-  for (unsigned c = 0; c < TS_NCLASSES; c++) slots += ts_tcache_cap_of(c);
-  ts_arena_t *arena = ts_arena_choose();
-  void **block = ts_arena_large_alloc(arena, slots * sizeof(void *), 0);
-  if (!block) {
-    ts_arena_release(arena);
-    tc->state = TS_TCACHE_DEAD; /* run uncached rather than fail */
-    return;
-  }
-  tc->arena = arena;
-  tc->slot_block = block;
+  tc->arena = ts_arena_choose();
   for (unsigned c = 0; c < TS_NCLASSES; c++) {
-    tc->bins[c].slots = block;
+    tc->bins[c].head = NULL;
     tc->bins[c].count = 0;
     tc->bins[c].cap = ts_tcache_cap_of(c);
-    block += tc->bins[c].cap;
     tc->used[c] = 0;
   }
   tc->last_gc_ns = ts_os_now_ns();
@@ -66,14 +53,23 @@ void ts_tcache_setup(ts_tcache_t *tc) {
   pthread_setspecific(ts_tcache_key, tc);
 }
 
-/* Flushes the oldest objects of a bin until keep are left. */
+/* Flushes the oldest objects of a bin (the end of its list) until keep
+ * are left. */
 void ts_tcache_flush_bin(ts_tcache_t *tc, unsigned cls, unsigned keep) {
   ts_tbin_t *b = &tc->bins[cls];
   if (b->count <= keep) return;
-  unsigned n = b->count - keep;
-  ts_bin_flush(cls, b->slots, n);
-  memmove(b->slots, b->slots + n, keep * sizeof(void *));
+  void *batch[TS_TCACHE_MAX_SLOTS];
+  void **link = &b->head;
+  for (unsigned i = 0; i < keep; i++) link = (void **)*link;
+  void *p = *link;
+  *link = NULL;
+  unsigned n = 0;
+  while (p) {
+    batch[n++] = p;
+    p = *(void **)p;
+  }
   b->count = keep;
+  ts_bin_flush(cls, batch, n);
 }
 
 void ts_tcache_flush_all(ts_tcache_t *tc) {
@@ -90,24 +86,25 @@ void ts_tcache_gc(ts_tcache_t *tc) {
   }
 }
 
+/* Refills an empty bin and returns one object of it, or NULL.  Objects are
+ * linked in the order the slab gave them, lowest address first. */
 void *ts_tcache_refill(ts_tcache_t *tc, unsigned cls) {
   ts_tbin_t *b = &tc->bins[cls];
+  void *batch[TS_TCACHE_MAX_SLOTS];
   tc->used[cls] = 1;
   unsigned want = b->cap / 2;
   if (want == 0) want = 1;
-  b->count = ts_bin_fill(tc->arena, cls, b->slots, want);
+  unsigned n = ts_bin_fill(tc->arena, cls, batch, want);
   ts_tcache_gc(tc);
-  if (!b->count) return NULL;
-  return b->slots[--b->count];
+  if (!n) return NULL;
+  for (unsigned i = n - 1; i > 0; i--) ts_tcache_push(b, batch[i]);
+  return batch[0];
 }
 
 void ts_tcache_teardown(ts_tcache_t *tc) {
   if (tc->state != TS_TCACHE_ACTIVE) return;
   ts_tcache_flush_all(tc);
   for (unsigned c = 0; c < TS_NCLASSES; c++) tc->bins[c].cap = 0;
-  ts_chunk_t *chunk = ts_chunk_of(tc->slot_block);
-  ts_arena_run_free(chunk, ts_chunk_page_of(tc->slot_block));
   ts_arena_release(tc->arena);
-  tc->slot_block = NULL;
   tc->state = TS_TCACHE_DEAD;
 }

@@ -196,10 +196,15 @@ struct ts_arena_s {
 
 /* ---- Thread caches ---- */
 
+/* A thread cache bin: a LIFO list of free objects linked through their
+ * first word (the object's memory is touched anyway by the caller that
+ * freed it and the caller that gets it, so the list costs no extra cache
+ * line, unlike an array of pointers).
+ *   count == length of the list <= cap;  head == NULL <=> count == 0 */
 typedef struct ts_tbin_s {
-  void **slots;    /* slots[0..count) are free objects; the top is reused first */
+  void *head;      /* most recently freed object */
   uint32_t count;
-  uint32_t cap;    /* 0 until the cache is set up: the fast path then falls through */
+  uint32_t cap;    /* 0 until the cache is set up: the fast paths then fall through */
 } ts_tbin_t;
 
 enum ts_tcache_state_e {
@@ -211,7 +216,6 @@ enum ts_tcache_state_e {
 typedef struct ts_tcache_s {
   ts_tbin_t bins[TS_NCLASSES];
   ts_arena_t *arena;         /* the arena this thread is bound to */
-  void **slot_block;         /* backing store of every bin's slots */
   uint64_t last_gc_ns;       /* last trim of unused bins */
   uint8_t used[TS_NCLASSES]; /* bin ran empty since the last trim */
   int state;
