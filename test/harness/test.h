@@ -14,6 +14,10 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 extern int ts_test_failures;     /* failures in the running test */
 extern int ts_test_skipped;
 
@@ -37,5 +41,9 @@ int ts_test_done(void);          /* prints the closing line, returns the exit co
 /* Fill/check a block with a pattern derived from its address and size. */
 void ts_test_fill(void *p, size_t n);
 int ts_test_check(const void *p, size_t n);   /* 1 when intact */
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# variant.sh KIND SOURCE_DIR WORK_DIR: builds tessera again in WORK_DIR as
+# a variant and runs part of the suite there.
+#   clang  - clang with -Wall -Wextra -Werror; runs the unit tests
+#   ubsan  - gcc with -fsanitize=undefined (no recovery); runs unit, api and stress
+# Exits 77 (skip) when the compiler or runtime it needs is missing.
+set -euo pipefail
+kind=$1 src=$2 work=$3
+rm -rf "$work"
+mkdir -p "$work"
+common=(-DTS_BUILD_BENCH=OFF -DTS_WERROR=ON -DTS_VARIANT_TESTS=OFF)
+case "$kind" in
+  clang)
+    command -v clang >/dev/null || { echo "clang not installed"; exit 77; }
+    CC=clang CXX=clang++ cmake -S "$src" -B "$work" "${common[@]}" >/dev/null
+    labels='unit'
+    ;;
+  ubsan)
+    flags="-fsanitize=undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
+    echo 'int main(void){return 0;}' > "$work/probe.c"
+    gcc $flags "$work/probe.c" -o "$work/probe" 2>/dev/null || { echo "no UBSan runtime"; exit 77; }
+    cmake -S "$src" -B "$work" "${common[@]}" -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" \
+      -DCMAKE_EXE_LINKER_FLAGS="$flags" -DCMAKE_SHARED_LINKER_FLAGS="$flags" >/dev/null
+    labels='unit|api|stress'
+    ;;
+  *) echo "unknown variant $kind"; exit 2 ;;
+esac
+cmake --build "$work" -j "$(nproc)" >/dev/null
+cd "$work"
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest -L "$labels" --output-on-failure -j "$(nproc)"
