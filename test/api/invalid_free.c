@@ -2,7 +2,9 @@
 /*
  * api/invalid_free.c: death tests.  Freeing a pointer that tessera never
  * handed out, and that lies outside its memory, must print
- * "tessera: free(): invalid pointer 0x..." on stderr and abort.  Each case
+ * "tessera: free(): invalid pointer 0x..." on stderr and abort; so must a
+ * pointer into the middle of a block, a double free (at once, or after the
+ * block went back to its slab), and the other functions name themselves.  Each case
  * runs in a forked child whose stderr goes to a pipe.
  */
 #include "test.h"
@@ -16,6 +18,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #define EXPECTED "tessera: free(): invalid pointer 0x"
@@ -88,10 +91,11 @@ static int run_death(void (*fn)(void *), void *arg, struct death *d) {
   return 0;
 }
 
-/* Expects death by SIGABRT with the message naming the pointer. */
-static void expect_invalid_free(void (*fn)(void *), void *p, const char *what) {
+/* Expects death by SIGABRT with a message that starts with expected and
+ * names the pointer p right after it. */
+static void expect_death_naming(void (*fn)(void *), void *arg, void *p, const char *expected, const char *what) {
   struct death d;
-  if (run_death(fn, p, &d) != 0) {
+  if (run_death(fn, arg, &d) != 0) {
     expect_true(0, "%s: could not fork", what);
     return;
   }
@@ -99,12 +103,83 @@ static void expect_invalid_free(void (*fn)(void *), void *p, const char *what) {
   expect_true(!d.exited, "%s: free() returned instead of aborting", what);
   expect_true(d.sig == SIGABRT, "%s: child died by signal %d (%s), not SIGABRT", what, d.sig,
               d.sig ? strsignal(d.sig) : "none");
-  const char *m = strstr(d.err, EXPECTED);
-  expect_true(m != NULL, "%s: stderr lacks \"" EXPECTED "\"; it was: \"%s\"", what, d.err);
+  const char *m = strstr(d.err, expected);
+  expect_true(m != NULL, "%s: stderr lacks \"%s\"; it was: \"%s\"", what, expected, d.err);
   if (m) {
-    unsigned long long addr = strtoull(m + strlen(EXPECTED), NULL, 16);
-    expect_true(addr == (unsigned long long)(uintptr_t)p, "%s: message names 0x%llx, not %p", what, addr, p);
+    unsigned long long addr = strtoull(m + strlen(expected), NULL, 16);
+    if (p) expect_true(addr == (unsigned long long)(uintptr_t)p, "%s: message names 0x%llx, not %p", what, addr, p);
   }
+}
+
+static void expect_invalid_free(void (*fn)(void *), void *p, const char *what) {
+  expect_death_naming(fn, p, p, EXPECTED, what);
+}
+
+/* ---- misuse of tessera's own blocks ---- */
+
+enum { CHURN = 1000 };
+static void *churn_blocks[CHURN];
+
+/* Frees enough blocks of p's size to push everything cached before them
+ * out of the thread cache, to the slabs, where the checks are. */
+static void churn(size_t size) {
+  for (int i = 0; i < CHURN; i++) churn_blocks[i] = malloc(size);
+  for (int i = 0; i < CHURN; i++) free(churn_blocks[i]);
+}
+
+static void double_free_now(void *p) {
+  free(p);
+  free(launder(p));
+}
+
+static void double_free_later(void *p) {
+  free(p);
+  churn(64);       /* p reaches its slab */
+  free(launder(p)); /* p is cached again, not at the top */
+  churn(64);       /* and reaches its slab a second time */
+}
+
+static void interior_small(void *p) {
+  free(launder((char *)p + 16));
+  churn(64);
+}
+
+static void interior_large(void *p) { free(launder((char *)p + 4096)); }
+
+static void realloc_stack(void *p) { (void)!realloc(launder(p), 10); }
+
+static void usable_size_global(void *p) { (void)malloc_usable_size(launder(p)); }
+
+static void free_sized_too_big(void *p) { ts_free_sized(p, 100000); }
+
+TS_TEST(double_free_is_reported) {
+  void *p = malloc(64);
+  assert_true(p != NULL);
+  expect_death_naming(double_free_now, p, p, "tessera: free(): double free of 0x", "double free at once");
+  expect_death_naming(double_free_later, p, p, "tessera: free(): double free of 0x", "double free after a flush");
+  free(p);
+}
+
+TS_TEST(interior_pointers_are_reported) {
+  char *small = malloc(64), *large = malloc(100000), *huge = malloc(8 << 20);
+  assert_true(small && large && huge);
+  expect_death_naming(interior_small, small, small + 16, "tessera: free(): invalid pointer 0x", "small + 16");
+  expect_death_naming(interior_large, large, large + 4096, "tessera: free(): invalid pointer 0x", "large + 4096");
+  expect_death_naming(interior_large, huge, huge + 4096, "tessera: free(): invalid pointer 0x", "huge + 4096");
+  free(small);
+  free(large);
+  free(huge);
+}
+
+TS_TEST(other_functions_name_themselves) {
+  char buf[64] __attribute__((aligned(16)));
+  expect_death_naming(realloc_stack, buf, buf, "tessera: realloc(): invalid pointer 0x", "realloc(stack)");
+  expect_death_naming(usable_size_global, global_buf, global_buf,
+                      "tessera: malloc_usable_size(): invalid pointer 0x", "malloc_usable_size(global)");
+  void *p = malloc(100);
+  assert_true(p != NULL);
+  expect_death_naming(free_sized_too_big, p, NULL, "tessera: free_sized(): size 100000", "free_sized(p, too big)");
+  free(p);
 }
 
 TS_TEST(free_null_is_noop) {
@@ -171,5 +246,8 @@ int main(void) {
   ts_run(invalid_mmap_pointer);
   ts_run(invalid_unmapped_pointer);
   ts_run(valid_free_survives);
+  ts_run(double_free_is_reported);
+  ts_run(interior_pointers_are_reported);
+  ts_run(other_functions_name_themselves);
   return ts_test_done();
 }
