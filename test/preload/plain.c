@@ -4,8 +4,11 @@
  * preload/plain runs with and without LD_PRELOAD=libtessera.so and whose
  * standard output must not change.  It uses the allocator the way programs
  * do: strdup, stdio (fopen, getline, open_memstream), qsort, asprintf,
- * realloc-grown arrays, and threads.  On standard error it names the
- * library that provides malloc, for the script to check.
+ * realloc-grown arrays, and threads; it allocates in a constructor before
+ * main, and dlopens a library (TS_TLSLIB) whose thread-local storage the
+ * dynamic loader allocates with malloc from inside its TLS set-up.  On
+ * standard error it names the library that provides malloc, for the script
+ * to check.
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -79,7 +82,60 @@ static void *job_run(void *arg) {
   return NULL;
 }
 
+/* ---- before main ---- */
+static char *early[64];
+static uint64_t early_hash;
+
+__attribute__((constructor)) static void allocate_before_main(void) {
+  for (int i = 0; i < 64; i++) {
+    size_t n = 1 + (size_t)i * 97;
+    early[i] = malloc(n);
+    if (!early[i]) abort();
+    memset(early[i], 'a' + i % 26, n);
+    early_hash = fnv(early[i], n, early_hash ? early_hash : 1469598103934665603ull);
+  }
+}
+
+/* ---- dynamic TLS allocated by the loader ---- */
+typedef unsigned (*tls_touch_fn)(unsigned);
+static tls_touch_fn tls_touch;
+
+static void *tls_thread(void *arg) {
+  uintptr_t id = (uintptr_t)arg;
+  unsigned h = 0;
+  for (unsigned i = 0; i < 100; i++) h ^= tls_touch((unsigned)id + i);
+  return (void *)(uintptr_t)h;
+}
+
+static int dynamic_tls(void) {
+  const char *path = getenv("TS_TLSLIB");
+  if (!path) {
+    printf("dynamic tls: skipped\n");
+    return 0;
+  }
+  void *lib = dlopen(path, RTLD_NOW);
+  if (!lib) return fprintf(stderr, "dlopen %s: %s\n", path, dlerror()), 1;
+  tls_touch = (tls_touch_fn)(uintptr_t)dlsym(lib, "tlslib_touch");
+  if (!tls_touch) return 1;
+  unsigned total = 0;
+  for (int round = 0; round < 20; round++) {
+    pthread_t t[4];
+    for (uintptr_t i = 0; i < 4; i++) pthread_create(&t[i], NULL, tls_thread, (void *)(i + (uintptr_t)round * 4));
+    for (int i = 0; i < 4; i++) {
+      void *r;
+      pthread_join(t[i], &r);
+      total += (unsigned)(uintptr_t)r;
+    }
+  }
+  printf("dynamic tls: %u\n", total);
+  dlclose(lib);
+  return 0;
+}
+
 int main(void) {
+  printf("before main: hash %016llx\n", (unsigned long long)early_hash);
+  for (int i = 0; i < 64; i++) free(early[i]);
+  if (dynamic_tls() != 0) return 4;
   Dl_info info;
   void *fn = dlsym(RTLD_DEFAULT, "malloc");
   if (fn && dladdr(fn, &info) && info.dli_fname) fprintf(stderr, "malloc from: %s\n", info.dli_fname);
