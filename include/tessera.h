@@ -58,6 +58,11 @@ TS_API size_t ts_malloc_usable_size(const void *ptr);
 TS_API void ts_free_sized(void *ptr, size_t size);
 TS_API void ts_free_aligned_sized(void *ptr, size_t alignment, size_t size);
 
+/* Returns every free page tessera holds to the OS now (the calling
+ * thread's cache is flushed first, and every empty slab released), instead
+ * of within decay_ms; returns the number of bytes given back. */
+TS_API size_t ts_purge(void);
+
 /* The library's version string, e.g. "0.1.0". */
 TS_API const char *ts_version(void);
 

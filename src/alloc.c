@@ -94,15 +94,17 @@ void ts_free_slow(void *p, const char *fn) {
       ts_tbin_t *b = &tc->bins[code];
       if (TS_UNLIKELY(p == b->head))
         ts_fatal("%s(): double free of %p (size %u)", fn, p, (unsigned)ts_class_size[code]);
-      if (b->count >= b->cap) {
+      ts_tcache_push(b, p);
+      if (b->count > b->cap) {
         ts_tcache_flush_bin(tc, code, b->cap / 2);
         ts_tcache_gc(tc);
+        ts_purge_kick();
       }
-      ts_tcache_push(b, p);
       return;
     }
     if (code == TS_PAGE_LARGE && (a & TS_PAGE_MASK) == 0) {
       ts_arena_run_free(chunk, page);
+      ts_purge_kick();
       return;
     }
     free_invalid(fn, p);
@@ -190,6 +192,7 @@ void *ts_realloc(void *p, size_t size) {
     if (code < TS_NCLASSES) {
       if (size <= TS_SMALL_MAX && ts_size_to_class(size) == code) return p;
     } else if (size > TS_SMALL_MAX && size <= TS_LARGE_MAX && ts_arena_large_resize(p, size)) {
+      ts_purge_kick();
       return p;
     }
   } else if (size > TS_LARGE_MAX) {

@@ -90,9 +90,13 @@ void ts_arena_run_free_locked(ts_chunk_t *chunk, unsigned head) {
   ts_span_t *s = &chunk->spans[head];
   unsigned npages = s->npages;
   s->is_slab = 0;
-  if (!ts_run_free(arena, chunk, head, npages)) return;
+  if (!ts_run_free(arena, chunk, head, npages)) {
+    ts_purge_after_free(arena);
+    return;
+  }
   if (!arena->spare_chunk) {
     arena->spare_chunk = chunk;
+    ts_purge_after_free(arena);
     return;
   }
   ts_run_remove_chunk(arena, chunk);
@@ -143,6 +147,7 @@ bool ts_arena_large_resize(void *p, size_t new_size) {
     s->npages = npages;
     arena_mark_large(chunk, head, npages);
     ts_run_free(arena, chunk, head + npages, old - npages); /* cannot empty the chunk */
+    ts_purge_after_free(arena);
   } else if (npages > old) {
     ok = ts_run_grow(arena, chunk, head, old, npages);
     if (ok) {

@@ -115,6 +115,20 @@ static void bin_put(ts_bin_t *bin, ts_chunk_t *chunk, void *p) {
   }
 }
 
+/* Gives the bin's spare empty slab, if any, back to the arena. */
+void ts_bin_release_spare(ts_arena_t *arena, unsigned cls) {
+  ts_bin_t *bin = &arena->bins[cls];
+  pthread_mutex_lock(&bin->lock);
+  ts_span_t *s = bin->spare;
+  if (s) {
+    bin->spare = NULL;
+    bin->slabs--;
+    ts_chunk_t *chunk = ts_chunk_of(s);
+    ts_arena_run_free(chunk, (unsigned)(s - chunk->spans));
+  }
+  pthread_mutex_unlock(&bin->lock);
+}
+
 /* Gives n objects of class cls back to their slabs, whatever arenas they
  * belong to: one lock per arena met.  ptrs is reordered. */
 void ts_bin_flush(unsigned cls, void **ptrs, unsigned n) {

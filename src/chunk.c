@@ -10,7 +10,10 @@
  * thread that owns the window.
  *
  * Inside a chunk, free pages are the set bits of free_map (run.c indexes
- * them as free runs).  The caller holds the owning arena's lock for
+ * them as free runs).  dirty_map marks the free pages that may still be
+ * resident (freed and not yet purged), young_map those freed since the
+ * purger's last tick (purge.c); dirty and young are subsets of free, and
+ * a page going into use leaves all three.  The caller holds the owning arena's lock for
  * everything but ts_window_*.
  */
 #include "internal.h"
@@ -34,13 +37,17 @@ static void chunk_bits_set(uint64_t *map, unsigned start, unsigned n) {
   }
 }
 
-static void chunk_bits_clear(uint64_t *map, unsigned start, unsigned n) {
+/* Clears bits [start, start + n); returns how many were set. */
+static unsigned chunk_bits_clear(uint64_t *map, unsigned start, unsigned n) {
+  unsigned was_set = 0;
   while (n) {
     unsigned bit = start & 63, take = 64 - bit < n ? 64 - bit : n;
     uint64_t mask = (take == 64 ? ~0ull : ((1ull << take) - 1)) << bit;
+    was_set += (unsigned)__builtin_popcountll(map[start >> 6] & mask);
     map[start >> 6] &= ~mask;
     start += take, n -= take;
   }
+  return was_set;
 }
 
 /* Pages the chunk header occupies. */
@@ -62,6 +69,7 @@ ts_chunk_t *ts_chunk_new(ts_arena_t *arena) {
 }
 
 void ts_chunk_delete(ts_chunk_t *chunk) {
+  chunk->arena->dirty_pages -= chunk->dirty_pages;
   ts_window_set((uintptr_t)chunk, TS_WINDOW_NONE);
   chunk->cookie = 0;
   ts_os_unmap(chunk, TS_CHUNK_SIZE);
@@ -71,13 +79,62 @@ bool ts_chunk_is_empty(const ts_chunk_t *chunk) {
   return chunk->free_pages == TS_CHUNK_PAGES - chunk->first_page;
 }
 
+/* Pages going into use stop being dirty (they are active now). */
 void ts_chunk_mark_used(ts_chunk_t *chunk, unsigned head, unsigned npages) {
   chunk_bits_clear(chunk->free_map, head, npages);
+  unsigned dirty = chunk_bits_clear(chunk->dirty_map, head, npages);
+  chunk_bits_clear(chunk->young_map, head, npages);
   chunk->free_pages -= npages;
+  chunk->dirty_pages -= dirty;
+  chunk->arena->dirty_pages -= dirty;
+  chunk->arena->active_pages += npages;
 }
 
+/* Freed pages are dirty and young: resident until purged, and freed since
+ * the purger's last tick. */
 void ts_chunk_mark_free(ts_chunk_t *chunk, unsigned head, unsigned npages) {
   chunk_bits_set(chunk->free_map, head, npages);
+  chunk_bits_set(chunk->dirty_map, head, npages);
+  chunk_bits_set(chunk->young_map, head, npages);
   memset(ts_chunk_codes(chunk) + head, TS_PAGE_NOBLOCK, npages);
   chunk->free_pages += npages;
+  chunk->dirty_pages += npages;
+  chunk->arena->dirty_pages += npages;
+  chunk->arena->active_pages -= npages;
 }
+
+/* Returns the dirty pages of the chunk selected by which to the kernel, a
+ * maximal range per madvise call; returns the pages purged. */
+size_t ts_chunk_purge(ts_chunk_t *chunk, enum ts_purge_which_e which) {
+  size_t purged = 0;
+  unsigned p = chunk->first_page;
+  while (p < TS_CHUNK_PAGES) {
+    uint64_t w = chunk->dirty_map[p >> 6];
+    if (which == TS_PURGE_OLD) w &= ~chunk->young_map[p >> 6];
+    w &= ~0ull << (p & 63);
+    if (!w) {
+      p = (p & ~63u) + 64;
+      continue;
+    }
+    unsigned start = (p & ~63u) + (unsigned)__builtin_ctzll(w);
+    unsigned end = start;
+    while (end < TS_CHUNK_PAGES) {
+      uint64_t bit = 1ull << (end & 63);
+      uint64_t dw = chunk->dirty_map[end >> 6];
+      if (which == TS_PURGE_OLD) dw &= ~chunk->young_map[end >> 6];
+      if (!(dw & bit)) break;
+      end++;
+    }
+    ts_os_purge(ts_chunk_page_addr(chunk, start), (size_t)(end - start) << TS_PAGE_SHIFT);
+    unsigned n = chunk_bits_clear(chunk->dirty_map, start, end - start);
+    chunk_bits_clear(chunk->young_map, start, end - start);
+    chunk->dirty_pages -= n;
+    chunk->arena->dirty_pages -= n;
+    purged += n;
+    p = end;
+  }
+  return purged;
+}
+
+/* The purger's tick: what was young is old now. */
+void ts_chunk_age(ts_chunk_t *chunk) { memset(chunk->young_map, 0, sizeof chunk->young_map); }

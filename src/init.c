@@ -30,6 +30,7 @@ static void init_prefork(void) { ts_arena_prefork(); }
 static void init_postfork_parent(void) { ts_arena_postfork_parent(); }
 static void init_postfork_child(void) {
   ts_arena_postfork_child();
+  ts_purge_postfork_child();
   if (ts_tcache.state == TS_TCACHE_ACTIVE)
     atomic_fetch_add_explicit(&ts_tcache.arena->xthreads, 1, memory_order_relaxed);
 }
@@ -39,6 +40,7 @@ void ts_init_slow(void) {
   if (atomic_compare_exchange_strong(&ts_init_state, &expected, 1)) {
     init_owner = pthread_self();
     ts_secret = ts_os_random();
+    ts_options_init();
     ts_sizeclass_init();
     unsigned n = ts_os_ncpus();
     ts_narenas = n < TS_ARENAS_MAX ? n : TS_ARENAS_MAX;

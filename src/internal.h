@@ -17,6 +17,7 @@ void *ts_os_map_aligned(size_t bytes, size_t alignment, size_t lead_bytes);
 void ts_os_unmap(void *addr, size_t bytes);
 void *ts_os_remap(void *old_addr, size_t old_bytes, size_t new_bytes, void *new_addr);
 bool ts_os_remap_inplace(void *addr, size_t old_bytes, size_t new_bytes);
+void ts_os_purge(void *addr, size_t bytes);       /* MADV_DONTNEED: RSS drops, contents become zero */
 unsigned ts_os_ncpus(void);
 uint64_t ts_os_now_ns(void);
 uint64_t ts_os_random(void);
@@ -83,6 +84,8 @@ void ts_chunk_delete(ts_chunk_t *chunk);
 void ts_chunk_mark_used(ts_chunk_t *chunk, unsigned head, unsigned npages);
 void ts_chunk_mark_free(ts_chunk_t *chunk, unsigned head, unsigned npages);
 bool ts_chunk_is_empty(const ts_chunk_t *chunk);
+size_t ts_chunk_purge(ts_chunk_t *chunk, enum ts_purge_which_e which);
+void ts_chunk_age(ts_chunk_t *chunk);
 
 /* ---- run.c: free runs of pages, best fit, split and coalesce ---- */
 /* All take the arena's lock held. */
@@ -106,6 +109,7 @@ void ts_bin_init(ts_bin_t *bin);
 unsigned ts_bin_fill(ts_arena_t *arena, unsigned cls, void **out, unsigned want);
 void ts_bin_flush(unsigned cls, void **ptrs, unsigned n);
 unsigned ts_bin_list_of(unsigned nfree, unsigned nobjs);
+void ts_bin_release_spare(ts_arena_t *arena, unsigned cls);
 
 /* ---- arena.c ---- */
 extern ts_arena_t ts_arenas[TS_ARENAS_MAX];
@@ -150,6 +154,22 @@ void ts_tcache_flush_bin(ts_tcache_t *tc, unsigned cls, unsigned keep);
 void ts_tcache_flush_all(ts_tcache_t *tc);
 void ts_tcache_gc(ts_tcache_t *tc);
 uint32_t ts_tcache_cap_of(unsigned cls);
+
+/* ---- options.c: TESSERA_CONF, read once at start-up without allocating ---- */
+typedef struct ts_options_s {
+  uint64_t decay_ms;          /* dirty pages are purged within this long */
+  uint64_t dirty_max_bytes;   /* cap on dirty pages per arena, bytes (0: use the share) */
+  uint32_t dirty_max_share;   /* cap as a share of the arena's active pages, in 1/1024 */
+  bool background_thread;     /* purge on the deadline from a thread of ours */
+} ts_options_t;
+extern ts_options_t ts_opt;
+void ts_options_init(void);
+
+/* ---- purge.c: returning free pages to the OS ---- */
+size_t ts_purge_arena(ts_arena_t *arena, enum ts_purge_which_e which); /* pages; takes the locks */
+void ts_purge_after_free(ts_arena_t *arena);      /* arena lock held: enforces the dirty cap */
+void ts_purge_kick(void);                         /* no lock held: make sure the purger runs */
+void ts_purge_postfork_child(void);
 
 /* ---- init.c ---- */
 extern atomic_int ts_init_state;                  /* 0 none, 1 running, 2 done */

@@ -48,6 +48,10 @@ void *ts_os_map_aligned(size_t bytes, size_t alignment, size_t lead_bytes) {
   return start;
 }
 
+void ts_os_purge(void *addr, size_t bytes) {
+  if (madvise(addr, bytes, MADV_DONTNEED) != 0) ts_fatal("madvise(%p, %zu, MADV_DONTNEED) failed: errno %d", addr, bytes, errno);
+}
+
 bool ts_os_remap_inplace(void *addr, size_t old_bytes, size_t new_bytes) {
   return mremap(addr, old_bytes, new_bytes, 0) != MAP_FAILED;
 }

@@ -107,4 +107,5 @@ void ts_tcache_teardown(ts_tcache_t *tc) {
   for (unsigned c = 0; c < TS_NCLASSES; c++) tc->bins[c].cap = 0;
   ts_arena_release(tc->arena);
   tc->state = TS_TCACHE_DEAD;
+  ts_purge_kick();
 }

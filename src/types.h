@@ -148,8 +148,16 @@ struct ts_chunk_s {
   /* page codes: TS_CHUNK_PAGES bytes at a per-chunk offset, see below */
   uint8_t page_code_area[TS_CHUNK_PAGES + TS_CHUNK_COLORS * 64];
   uint16_t page_head[TS_CHUNK_PAGES];
-  uint64_t free_map[TS_CHUNK_PAGES / 64]; /* bit set: page free */
+  uint32_t dirty_pages;        /* popcount(dirty_map) */
+  uint64_t free_map[TS_CHUNK_PAGES / 64];  /* bit set: page free */
+  uint64_t dirty_map[TS_CHUNK_PAGES / 64]; /* free and maybe resident: dirty subset of free */
+  uint64_t young_map[TS_CHUNK_PAGES / 64]; /* dirtied since the last purger tick: subset of dirty */
   ts_span_t spans[TS_CHUNK_PAGES];
+};
+
+enum ts_purge_which_e {
+  TS_PURGE_OLD, /* dirty pages that were freed before the last tick */
+  TS_PURGE_ALL, /* every dirty page */
 };
 
 /* ---- Huge mappings ---- */
@@ -191,6 +199,8 @@ struct ts_arena_s {
   ts_chunk_t *spare_chunk;  /* an empty chunk kept mapped, or NULL */
   unsigned index;
   atomic_uint xthreads;     /* threads bound to this arena */
+  size_t active_pages;      /* pages in runs (slabs and large blocks) */
+  size_t dirty_pages;       /* free pages not yet purged, over all chunks */
   ts_bin_t bins[TS_NCLASSES];
 };
 

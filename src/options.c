@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * options.c: run-time options, from the environment variable
+ * TESSERA_CONF="key:value,key:value" (the shape of jemalloc's MALLOC_CONF),
+ * read once at start-up.  Parsing allocates nothing and copies nothing:
+ * it walks the string in place.  An unknown key or a bad value is reported
+ * once as "tessera: warning: TESSERA_CONF: <key>: <why>" and ignored.
+ *
+ *   decay_ms           0..3600000, default 1000: a freed page is returned to
+ *                      the OS within this long (0: at once)
+ *   dirty_max          bytes (suffix K, M or G) or a share of the arena's
+ *                      live pages ("25%"); default 25%, and never below
+ *                      16 MiB per arena: more dirty pages than this are
+ *                      purged at once, without waiting for the deadline
+ *   background_thread  true/false (1/0, on/off), default true: a thread of
+ *                      tessera's purges on the deadline even when the
+ *                      program makes no further allocator calls
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+ts_options_t ts_opt = {
+    .decay_ms = 1000,
+    .dirty_max_bytes = 0,
+    .dirty_max_share = 256, /* 25% of 1024 */
+    .background_thread = true,
+};
+
+static bool opt_key_is(const char *k, size_t klen, const char *name) {
+  return strlen(name) == klen && memcmp(k, name, klen) == 0;
+}
+
+static void opt_warn(const char *k, size_t klen, const char *why) {
+  char key[64];
+  size_t n = klen < sizeof key - 1 ? klen : sizeof key - 1;
+  memcpy(key, k, n);
+  key[n] = 0;
+  ts_message("warning: TESSERA_CONF: %s: %s", key, why);
+}
+
+/* Parses a decimal number with an optional K/M/G suffix; false if bad. */
+static bool opt_size(const char *v, size_t vlen, uint64_t *out) {
+  uint64_t x = 0;
+  size_t i = 0;
+  if (vlen == 0) return false;
+  for (; i < vlen && v[i] >= '0' && v[i] <= '9'; i++) {
+    if (x > (UINT64_MAX - 9) / 10) return false;
+    x = x * 10 + (uint64_t)(v[i] - '0');
+  }
+  if (i == 0) return false;
+  unsigned shift = 0;
+  if (i + 1 == vlen) {
+    char s = v[i];
+    if (s == 'k' || s == 'K') shift = 10;
+    else if (s == 'm' || s == 'M') shift = 20;
+    else if (s == 'g' || s == 'G') shift = 30;
+    else return false;
+  } else if (i != vlen) {
+    return false;
+  }
+  if (shift && x > (UINT64_MAX >> shift)) return false;
+  *out = x << shift;
+  return true;
+}
+
+static bool opt_bool(const char *v, size_t vlen, bool *out) {
+  static const char *yes[] = {"1", "true", "on", "yes"}, *no[] = {"0", "false", "off", "no"};
+  for (unsigned i = 0; i < 4; i++) {
+    if (opt_key_is(v, vlen, yes[i])) return *out = true, true;
+    if (opt_key_is(v, vlen, no[i])) return *out = false, true;
+  }
+  return false;
+}
+
+static void opt_apply(const char *k, size_t klen, const char *v, size_t vlen) {
+  uint64_t x;
+  if (opt_key_is(k, klen, "decay_ms")) {
+    if (!opt_size(v, vlen, &x) || x > 3600000) return opt_warn(k, klen, "not a number of milliseconds in 0..3600000");
+    ts_opt.decay_ms = x;
+  } else if (opt_key_is(k, klen, "dirty_max")) {
+    if (vlen > 1 && v[vlen - 1] == '%') {
+      if (!opt_size(v, vlen - 1, &x) || x > 100) return opt_warn(k, klen, "a share must be 0% to 100%");
+      ts_opt.dirty_max_share = (uint32_t)(x * 1024 / 100);
+      ts_opt.dirty_max_bytes = 0;
+    } else {
+      if (!opt_size(v, vlen, &x) || x == 0) return opt_warn(k, klen, "not a size in bytes (suffix K, M, G) or a share (N%)");
+      ts_opt.dirty_max_bytes = x;
+    }
+  } else if (opt_key_is(k, klen, "background_thread")) {
+    bool b;
+    if (!opt_bool(v, vlen, &b)) return opt_warn(k, klen, "not true or false");
+    ts_opt.background_thread = b;
+  } else {
+    opt_warn(k, klen, "unknown option");
+  }
+}
+
+void ts_options_init(void) {
+  const char *s = getenv("TESSERA_CONF");
+  if (!s) return;
+  while (*s) {
+    const char *k = s;
+    while (*s && *s != ':' && *s != ',') s++;
+    size_t klen = (size_t)(s - k);
+    if (*s != ':') {
+      if (klen) opt_warn(k, klen, "no value (expected key:value)");
+      if (*s) s++;
+      continue;
+    }
+    const char *v = ++s;
+    while (*s && *s != ',') s++;
+    opt_apply(k, klen, v, (size_t)(s - v));
+    if (*s) s++;
+  }
+}

@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * purge.c: returning free pages to the OS, on a deadline and under a cap.
+ *
+ * What can be returned: dirty pages, the free pages of chunks that may
+ * still be resident (chunk.c keeps them in dirty_map), and the pages of
+ * empty slabs that bins keep as spares (released by the purger's tick).
+ * Purging is madvise(MADV_DONTNEED) over maximal ranges of dirty pages:
+ * RSS drops at once (unlike MADV_FREE, which the kernel reclaims only under
+ * pressure, and which operators and OOM killers still see as resident),
+ * and, since it changes no protection, it never splits a mapping: tessera's
+ * mappings stay one per chunk or huge block (fewer when neighbours merge).
+ *
+ * The deadline (decay_ms): the purger thread ticks every decay_ms / 2.  A
+ * tick purges the dirty pages that were not freed since the previous tick
+ * (chunk.c: young_map), then ages the rest; so a page is purged between
+ * decay_ms / 2 and decay_ms after it was freed, with no call from the
+ * program.  The thread starts at the first free that leaves dirty pages,
+ * from a point where the caller holds none of tessera's locks, and sleeps
+ * on a condition variable after two ticks with nothing to purge.
+ *
+ * The cap (dirty_max): when a free leaves an arena more dirty pages than
+ * its cap (a share of its active pages, or a byte count, at least
+ * TS_DIRTY_MIN_PAGES), the freeing thread purges the arena's old dirty
+ * pages at once, and then the young ones if it is still above half the cap.
+ *
+ * Locking: purging a chunk needs its arena's lock; releasing spares takes
+ * the bin lock and then the arena lock, the usual order.
+ */
+#include "internal.h"
+
+#include <signal.h>
+#include <time.h>
+#include <tessera.h>
+
+/* The smallest cap, per arena: 16 MiB.  A steady program frees and reuses
+ * pages of its holes all the time; on the server benchmark, caps of 1 to
+ * 15 MiB per arena purged pages that were reused milliseconds later and
+ * made it 2 to 6 times slower, 16 MiB cost nothing measurable. */
+#define TS_DIRTY_MIN_PAGES ((size_t)4096)
+
+enum { PURGER_NONE, PURGER_RUNNING, PURGER_FAILED };
+
+static atomic_int purger_state;
+static atomic_bool dirty_seen;
+static pthread_mutex_t purger_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t purger_cond = PTHREAD_COND_INITIALIZER;
+static atomic_bool purger_waiting; /* set by the purger, cleared under purger_lock */
+
+static size_t purge_chunks(ts_arena_t *arena, enum ts_purge_which_e which) {
+  size_t n = 0;
+  for (ts_chunk_t *c = arena->chunks; c; c = c->next)
+    if (c->dirty_pages) n += ts_chunk_purge(c, which);
+  return n;
+}
+
+size_t ts_purge_arena(ts_arena_t *arena, enum ts_purge_which_e which) {
+  pthread_mutex_lock(&arena->lock);
+  size_t n = purge_chunks(arena, which);
+  pthread_mutex_unlock(&arena->lock);
+  return n;
+}
+
+static size_t purge_cap_pages(const ts_arena_t *arena) {
+  size_t cap = ts_opt.dirty_max_bytes ? (size_t)(ts_opt.dirty_max_bytes >> TS_PAGE_SHIFT)
+                                      : (arena->active_pages * ts_opt.dirty_max_share) >> 10;
+  return cap > TS_DIRTY_MIN_PAGES ? cap : TS_DIRTY_MIN_PAGES;
+}
+
+void ts_purge_after_free(ts_arena_t *arena) {
+  if (!atomic_load_explicit(&dirty_seen, memory_order_relaxed))
+    atomic_store_explicit(&dirty_seen, true, memory_order_relaxed);
+  if (ts_opt.decay_ms == 0) {
+    purge_chunks(arena, TS_PURGE_ALL);
+    return;
+  }
+  size_t cap = purge_cap_pages(arena);
+  if (arena->dirty_pages <= cap) return;
+  purge_chunks(arena, TS_PURGE_OLD);
+  if (arena->dirty_pages > cap / 2) purge_chunks(arena, TS_PURGE_ALL);
+}
+
+/* Gives the pages of every bin's spare slab back to its arena. */
+static void purge_release_spares(ts_arena_t *arena) {
+  for (unsigned c = 0; c < TS_NCLASSES; c++) ts_bin_release_spare(arena, c);
+}
+
+/* One tick: spares out, old dirty pages purged, young ones aged.  Returns
+ * the dirty pages left. */
+static size_t purge_tick(void) {
+  size_t left = 0;
+  for (unsigned i = 0; i < ts_narenas; i++) {
+    ts_arena_t *arena = &ts_arenas[i];
+    purge_release_spares(arena);
+    pthread_mutex_lock(&arena->lock);
+    purge_chunks(arena, TS_PURGE_OLD);
+    for (ts_chunk_t *c = arena->chunks; c; c = c->next) ts_chunk_age(c);
+    left += arena->dirty_pages;
+    pthread_mutex_unlock(&arena->lock);
+  }
+  return left;
+}
+
+static size_t purge_dirty_pages(void) {
+  size_t n = 0;
+  for (unsigned i = 0; i < ts_narenas; i++) {
+    pthread_mutex_lock(&ts_arenas[i].lock);
+    n += ts_arenas[i].dirty_pages;
+    pthread_mutex_unlock(&ts_arenas[i].lock);
+  }
+  return n;
+}
+
+static void *purger_main(void *arg) {
+  (void)arg;
+  uint64_t tick_ms = ts_opt.decay_ms / 2 ? ts_opt.decay_ms / 2 : 1;
+  unsigned idle = 0;
+  for (;;) {
+    struct timespec ts = {(time_t)(tick_ms / 1000), (long)(tick_ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+    idle = purge_tick() ? 0 : idle + 1;
+    if (idle < 2) continue;
+    /* Nothing to do: sleep until a free leaves dirty pages.  The flag is
+     * raised before the last look at the arenas, and a free adds its dirty
+     * pages before it reads the flag, so no wake-up is lost. */
+    atomic_store(&purger_waiting, true);
+    if (purge_dirty_pages()) {
+      atomic_store(&purger_waiting, false);
+      continue;
+    }
+    pthread_mutex_lock(&purger_lock);
+    while (atomic_load(&purger_waiting)) pthread_cond_wait(&purger_cond, &purger_lock);
+    pthread_mutex_unlock(&purger_lock);
+    idle = 0;
+  }
+  return NULL;
+}
+
+static void purge_start(void) {
+  int expected = PURGER_NONE;
+  if (!atomic_compare_exchange_strong(&purger_state, &expected, PURGER_RUNNING)) return;
+  pthread_attr_t attr;
+  pthread_t t;
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 64 << 10);
+  pthread_sigmask(SIG_SETMASK, &all, &old); /* the purger takes no signals */
+  int err = pthread_create(&t, &attr, purger_main, NULL);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pthread_attr_destroy(&attr);
+  if (err) atomic_store(&purger_state, PURGER_FAILED);
+}
+
+void ts_purge_kick(void) {
+  if (!ts_opt.background_thread || ts_opt.decay_ms == 0) return;
+  if (!atomic_load_explicit(&dirty_seen, memory_order_relaxed)) return;
+  int st = atomic_load_explicit(&purger_state, memory_order_relaxed);
+  if (st == PURGER_NONE) {
+    purge_start();
+    return;
+  }
+  if (st != PURGER_RUNNING || !atomic_load(&purger_waiting)) return;
+  pthread_mutex_lock(&purger_lock);
+  if (atomic_load(&purger_waiting)) {
+    atomic_store(&purger_waiting, false);
+    pthread_cond_signal(&purger_cond);
+  }
+  pthread_mutex_unlock(&purger_lock);
+}
+
+/* The child of a fork has no purger thread: the next free starts one. */
+void ts_purge_postfork_child(void) {
+  atomic_store(&purger_state, PURGER_NONE);
+  pthread_mutex_init(&purger_lock, NULL);
+  pthread_cond_init(&purger_cond, NULL);
+  atomic_store(&purger_waiting, false);
+}
+
+size_t ts_purge(void) {
+  if (!ts_is_ready()) return 0;
+  ts_tcache_t *tc = &ts_tcache;
+  if (tc->state == TS_TCACHE_ACTIVE) ts_tcache_flush_all(tc);
+  size_t pages = 0;
+  for (unsigned i = 0; i < ts_narenas; i++) {
+    purge_release_spares(&ts_arenas[i]);
+    pages += ts_purge_arena(&ts_arenas[i], TS_PURGE_ALL);
+  }
+  return pages << TS_PAGE_SHIFT;
+}
