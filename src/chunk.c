@@ -68,8 +68,11 @@ ts_chunk_t *ts_chunk_new(ts_arena_t *arena) {
   return c;
 }
 
+__thread size_t ts_pages_returned;
+
 void ts_chunk_delete(ts_chunk_t *chunk) {
   chunk->arena->dirty_pages -= chunk->dirty_pages;
+  ts_pages_returned += chunk->dirty_pages + chunk->first_page;
   ts_window_set((uintptr_t)chunk, TS_WINDOW_NONE);
   chunk->cookie = 0;
   ts_os_unmap(chunk, TS_CHUNK_SIZE);
@@ -131,6 +134,7 @@ size_t ts_chunk_purge(ts_chunk_t *chunk, enum ts_purge_which_e which) {
     chunk->dirty_pages -= n;
     chunk->arena->dirty_pages -= n;
     purged += n;
+    ts_pages_returned += n;
     p = end;
   }
   return purged;

@@ -85,6 +85,9 @@ void ts_chunk_mark_used(ts_chunk_t *chunk, unsigned head, unsigned npages);
 void ts_chunk_mark_free(ts_chunk_t *chunk, unsigned head, unsigned npages);
 bool ts_chunk_is_empty(const ts_chunk_t *chunk);
 size_t ts_chunk_purge(ts_chunk_t *chunk, enum ts_purge_which_e which);
+/* Pages this thread gave back to the OS, by purging or by unmapping a
+ * chunk (its dirty pages and header): what ts_purge() reports. */
+extern __thread size_t ts_pages_returned;
 void ts_chunk_age(ts_chunk_t *chunk);
 
 /* ---- run.c: free runs of pages, best fit, split and coalesce ---- */

@@ -181,12 +181,12 @@ void ts_purge_postfork_child(void) {
 
 size_t ts_purge(void) {
   if (!ts_is_ready()) return 0;
+  size_t before = ts_pages_returned;
   ts_tcache_t *tc = &ts_tcache;
   if (tc->state == TS_TCACHE_ACTIVE) ts_tcache_flush_all(tc);
-  size_t pages = 0;
   for (unsigned i = 0; i < ts_narenas; i++) {
     purge_release_spares(&ts_arenas[i]);
-    pages += ts_purge_arena(&ts_arenas[i], TS_PURGE_ALL);
+    ts_purge_arena(&ts_arenas[i], TS_PURGE_ALL);
   }
-  return pages << TS_PAGE_SHIFT;
+  return (ts_pages_returned - before) << TS_PAGE_SHIFT;
 }
