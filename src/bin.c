@@ -115,6 +115,19 @@ static void bin_put(ts_bin_t *bin, ts_chunk_t *chunk, void *p) {
   }
 }
 
+/* Purges the pages of the bin's non-full slabs that hold only free
+ * objects; returns the pages purged. */
+size_t ts_bin_purge_pages(ts_arena_t *arena, unsigned cls) {
+  ts_bin_t *bin = &arena->bins[cls];
+  size_t n = 0;
+  if (ts_class_slab_pages[cls] < 2) return 0;
+  pthread_mutex_lock(&bin->lock);
+  for (unsigned i = 0; i < TS_BIN_LISTS; i++)
+    for (ts_span_t *s = bin->lists[i]; s; s = s->next) n += ts_slab_purge_free_pages(ts_chunk_of(s), s);
+  pthread_mutex_unlock(&bin->lock);
+  return n;
+}
+
 /* Gives the bin's spare empty slab, if any, back to the arena. */
 void ts_bin_release_spare(ts_arena_t *arena, unsigned cls) {
   ts_bin_t *bin = &arena->bins[cls];

@@ -103,6 +103,7 @@ void ts_slab_init(ts_chunk_t *chunk, unsigned head, unsigned cls);
 unsigned ts_slab_take(ts_chunk_t *chunk, ts_span_t *slab, void **out, unsigned want);
 /* Returns the object's index, or -1 (interior/invalid pointer), -2 (double free). */
 int ts_slab_put(ts_chunk_t *chunk, ts_span_t *slab, void *p);
+size_t ts_slab_purge_free_pages(ts_chunk_t *chunk, ts_span_t *slab); /* bin lock held */
 TS_INLINE void *ts_slab_base(ts_chunk_t *chunk, const ts_span_t *slab) {
   return ts_chunk_page_addr(chunk, (unsigned)(slab - chunk->spans));
 }
@@ -113,6 +114,7 @@ unsigned ts_bin_fill(ts_arena_t *arena, unsigned cls, void **out, unsigned want)
 void ts_bin_flush(unsigned cls, void **ptrs, unsigned n);
 unsigned ts_bin_list_of(unsigned nfree, unsigned nobjs);
 void ts_bin_release_spare(ts_arena_t *arena, unsigned cls);
+size_t ts_bin_purge_pages(ts_arena_t *arena, unsigned cls);
 
 /* ---- arena.c ---- */
 extern ts_arena_t ts_arenas[TS_ARENAS_MAX];

@@ -80,9 +80,13 @@ void ts_purge_after_free(ts_arena_t *arena) {
   if (arena->dirty_pages > cap / 2) purge_chunks(arena, TS_PURGE_ALL);
 }
 
-/* Gives the pages of every bin's spare slab back to its arena. */
+/* Gives the pages of every bin's spare slab back to its arena, and purges
+ * the pages of partly used slabs that hold only free objects. */
 static void purge_release_spares(ts_arena_t *arena) {
-  for (unsigned c = 0; c < TS_NCLASSES; c++) ts_bin_release_spare(arena, c);
+  for (unsigned c = 0; c < TS_NCLASSES; c++) {
+    ts_bin_release_spare(arena, c);
+    ts_bin_purge_pages(arena, c);
+  }
 }
 
 /* One tick: spares out, old dirty pages purged, young ones aged.  Returns

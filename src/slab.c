@@ -22,6 +22,7 @@ void ts_slab_init(ts_chunk_t *chunk, unsigned head, unsigned cls) {
   s->list = TS_BIN_NOLIST;
   s->nobjs = (uint16_t)nobjs;
   s->nfree = (uint16_t)nobjs;
+  s->purged_pages = 0;
   s->next = s->prev = NULL;
   memset(s->freemap, 0, sizeof s->freemap);
   for (unsigned w = 0; w < nobjs / 64; w++) s->freemap[w] = ~0ull;
@@ -47,7 +48,38 @@ unsigned ts_slab_take(ts_chunk_t *chunk, ts_span_t *slab, void **out, unsigned w
     slab->freemap[w] = bits;
   }
   slab->nfree = (uint16_t)(slab->nfree - n);
+  if (slab->purged_pages && n) {
+    /* the pages these objects lie on are in use again */
+    for (unsigned k = 0; k < n; k++) {
+      size_t off = (size_t)((char *)out[k] - base);
+      unsigned first = (unsigned)(off >> TS_PAGE_SHIFT), last = (unsigned)((off + size - 1) >> TS_PAGE_SHIFT);
+      for (unsigned pg = first; pg <= last; pg++) slab->purged_pages &= (uint16_t)~(1u << pg);
+    }
+  }
   return n;
+}
+
+/* Purges the pages of a multi-page slab on which every object is free;
+ * returns the pages purged.  Bytes past the last object (the tail) count
+ * as free. */
+size_t ts_slab_purge_free_pages(ts_chunk_t *chunk, ts_span_t *slab) {
+  if (slab->npages < 2 || slab->nfree == 0) return 0;
+  char *base = ts_slab_base(chunk, slab);
+  size_t size = ts_class_size[slab->cls], purged = 0;
+  for (unsigned pg = 0; pg < slab->npages; pg++) {
+    if (slab->purged_pages & (1u << pg)) continue;
+    size_t lo = (size_t)pg << TS_PAGE_SHIFT, hi = lo + TS_PAGE_SIZE;
+    unsigned first = (unsigned)(lo / size), last = (unsigned)((hi - 1) / size);
+    bool all_free = true;
+    for (unsigned i = first; i <= last && i < slab->nobjs && all_free; i++)
+      all_free = (slab->freemap[i >> 6] >> (i & 63)) & 1;
+    if (!all_free) continue;
+    ts_os_purge(base + lo, TS_PAGE_SIZE);
+    slab->purged_pages |= (uint16_t)(1u << pg);
+    purged++;
+  }
+  ts_pages_returned += purged;
+  return purged;
 }
 
 int ts_slab_put(ts_chunk_t *chunk, ts_span_t *slab, void *p) {

@@ -121,6 +121,8 @@ typedef struct ts_span_s {
   uint8_t pad_;
   uint16_t nfree;         /* free objects in the slab */
   uint16_t nobjs;         /* objects the slab holds */
+  uint16_t purged_pages;  /* slab: bit i set, page i holds only free objects and was purged */
+  uint16_t pad2_;
   uint32_t size_bytes;    /* large: bytes the caller may use (npages pages) */
   uint64_t freemap[TS_SLAB_MAP_WORDS]; /* bit i set: object i is free */
 } ts_span_t;

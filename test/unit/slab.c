@@ -4,6 +4,8 @@
 #include "internal.h"
 #include "test.h"
 
+#include <string.h>
+
 TS_TEST(take_put_bookkeeping) {
   ts_arena_t *arena = &ts_arenas[0];
   for (unsigned cls = 0; cls < TS_NCLASSES; cls += 7) {
@@ -36,8 +38,45 @@ TS_TEST(take_put_bookkeeping) {
   }
 }
 
+/* Pages of a multi-page slab on which every object is free are purged;
+ * taking an object from such a page marks it in use again. */
+TS_TEST(free_pages_inside_a_slab_are_purged) {
+  unsigned cls = ts_size_to_class_compute(2560); /* 5 pages, 8 objects */
+  assert_true(ts_class_slab_pages[cls] >= 2, "class %u pages %u", cls, ts_class_slab_pages[cls]);
+  ts_span_t *s;
+  void *base = ts_arena_run_alloc(&ts_arenas[0], ts_class_slab_pages[cls], 1, &s);
+  assert_true(base != NULL);
+  ts_chunk_t *chunk = ts_chunk_of(base);
+  ts_slab_init(chunk, (unsigned)(s - chunk->spans), cls);
+  static void *objs[TS_SLAB_MAX_OBJS];
+  unsigned n = ts_slab_take(chunk, s, objs, s->nobjs);
+  size_t size = ts_class_size[cls];
+  for (unsigned i = 0; i < n; i++) memset(objs[i], 0x5A, size);
+  /* nothing free: nothing to purge */
+  expect_eq(ts_slab_purge_free_pages(chunk, s), 0);
+  /* free the objects that touch the last page */
+  unsigned last_page = s->npages - 1;
+  for (unsigned i = 0; i < n; i++) {
+    size_t off = (size_t)i * size;
+    if ((off + size - 1) >> TS_PAGE_SHIFT >= last_page) expect_true(ts_slab_put(chunk, s, objs[i]) >= 0);
+  }
+  expect_eq(ts_slab_purge_free_pages(chunk, s), 1);
+  expect_eq(s->purged_pages, 1u << last_page);
+  /* purged memory reads as zero; live objects are untouched */
+  expect_eq(((unsigned char *)base)[(size_t)last_page << TS_PAGE_SHIFT], 0);
+  expect_eq(((unsigned char *)objs[0])[0], 0x5A);
+  /* a second purge finds nothing new */
+  expect_eq(ts_slab_purge_free_pages(chunk, s), 0);
+  /* taking the objects back clears the mark */
+  unsigned again = ts_slab_take(chunk, s, objs, s->nfree);
+  expect_true(again > 0);
+  expect_eq(s->purged_pages, 0);
+  ts_arena_run_free(chunk, (unsigned)(s - chunk->spans));
+}
+
 int main(void) {
   ts_init_slow();
   ts_run(take_put_bookkeeping);
+  ts_run(free_pages_inside_a_slab_are_purged);
   return ts_test_done();
 }
