@@ -26,6 +26,7 @@ test: all
 
 bench: all
 	bash bench/run.sh $(BUILD)
+	bash bench/frag.sh $(BUILD)
 
 install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)
