@@ -9,7 +9,7 @@
  *   decay_ms           0..3600000, default 1000: a freed page is returned to
  *                      the OS within this long (0: at once)
  *   dirty_max          bytes (suffix K, M or G) or a share of the arena's
- *                      live pages ("25%"); default 25%, and never below
+ *                      live pages ("6%"); default 6.25%, and never below
  *                      16 MiB per arena: more dirty pages than this are
  *                      purged at once, without waiting for the deadline
  *   background_thread  true/false (1/0, on/off), default true: a thread of
@@ -24,7 +24,7 @@
 ts_options_t ts_opt = {
     .decay_ms = 1000,
     .dirty_max_bytes = 0,
-    .dirty_max_share = 256, /* 25% of 1024 */
+    .dirty_max_share = 64, /* 6.25% of 1024 */
     .background_thread = true,
 };
 
