@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit test of options.c: TESSERA_CONF parsing, values, and the warning
+ * printed once for each bad key or value. */
+#include "internal.h"
+#include "test.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Parses conf with stderr captured into err. */
+static void parse(const char *conf, char *err, size_t cap) {
+  int fds[2], saved = dup(2);
+  if (pipe(fds) != 0) return;
+  dup2(fds[1], 2);
+  setenv("TESSERA_CONF", conf, 1);
+  ts_options_init();
+  dup2(saved, 2);
+  close(saved);
+  close(fds[1]);
+  ssize_t n = read(fds[0], err, cap - 1);
+  err[n > 0 ? n : 0] = 0;
+  close(fds[0]);
+}
+
+static const ts_options_t defaults = {1000, 0, 64, true};
+
+TS_TEST(defaults_are_documented) {
+  expect_eq(ts_opt.decay_ms, 1000);
+  expect_eq(ts_opt.dirty_max_bytes, 0);
+  expect_eq(ts_opt.dirty_max_share, 64);
+  expect_true(ts_opt.background_thread);
+}
+
+TS_TEST(good_values) {
+  char err[512];
+  parse("decay_ms:250,dirty_max:64M,background_thread:off", err, sizeof err);
+  expect_eq(ts_opt.decay_ms, 250);
+  expect_eq(ts_opt.dirty_max_bytes, 64u << 20);
+  expect_true(!ts_opt.background_thread);
+  expect_eq(err[0], 0);
+  parse("dirty_max:10%,background_thread:1,decay_ms:0", err, sizeof err);
+  expect_eq(ts_opt.dirty_max_share, 102);
+  expect_eq(ts_opt.dirty_max_bytes, 0);
+  expect_true(ts_opt.background_thread);
+  expect_eq(ts_opt.decay_ms, 0);
+  parse("dirty_max:2g", err, sizeof err);
+  expect_eq(ts_opt.dirty_max_bytes, (uint64_t)2 << 30);
+  ts_opt = defaults;
+}
+
+TS_TEST(bad_values_warn_and_are_ignored) {
+  char err[1024];
+  parse("decay_ms:soon,colour:blue,dirty_max:150%,background_thread:maybe,decay_ms:99999999,novalue", err,
+        sizeof err);
+  expect_true(strstr(err, "tessera: warning: TESSERA_CONF: decay_ms: not a number") != NULL, "%s", err);
+  expect_true(strstr(err, "tessera: warning: TESSERA_CONF: colour: unknown option") != NULL, "%s", err);
+  expect_true(strstr(err, "tessera: warning: TESSERA_CONF: dirty_max: a share must be 0% to 100%") != NULL, "%s", err);
+  expect_true(strstr(err, "tessera: warning: TESSERA_CONF: background_thread: not true or false") != NULL, "%s", err);
+  expect_true(strstr(err, "tessera: warning: TESSERA_CONF: novalue: no value") != NULL, "%s", err);
+  /* nothing changed */
+  expect_eq(ts_opt.decay_ms, 1000);
+  expect_eq(ts_opt.dirty_max_share, 64);
+  expect_true(ts_opt.background_thread);
+  ts_opt = defaults;
+}
+
+int main(void) {
+  unsetenv("TESSERA_CONF");
+  ts_init_slow();
+  ts_run(defaults_are_documented);
+  ts_run(good_values);
+  ts_run(bad_values_warn_and_are_ignored);
+  return ts_test_done();
+}
