@@ -51,6 +51,12 @@ static TS_NOINLINE void *alloc_slow(size_t size) {
   /* computed, not looked up: the table may not be built yet */
   if (size <= TS_SMALL_MAX) return alloc_class(ts_size_to_class_compute(size));
   if (size <= TS_LARGE_MAX) {
+    unsigned npages = (unsigned)((size + TS_PAGE_MASK) >> TS_PAGE_SHIFT);
+    if (npages <= TS_TCACHE_LARGE_PAGES) {
+      ts_tcache_t *tc = ts_thread_tcache();
+      void *p = tc ? ts_tcache_large_pop(tc, npages) : NULL;
+      if (p) return p;
+    }
     ts_arena_t *arena = ts_thread_arena();
     void *p = arena ? ts_arena_large_alloc(arena, size, 0) : NULL;
     return p ? p : alloc_fail();
@@ -103,10 +109,14 @@ void ts_free_slow(void *p, const char *fn) {
       return;
     }
     if (code == TS_PAGE_LARGE && (a & TS_PAGE_MASK) == 0) {
+      ts_tcache_t *tc = ts_thread_tcache();
+      if (tc && ts_tcache_large_push(tc, p, chunk->spans[page].npages)) return;
       ts_arena_run_free(chunk, page);
       ts_purge_kick();
       return;
     }
+    if (code == TS_PAGE_CACHED && (a & TS_PAGE_MASK) == 0)
+      ts_fatal("%s(): double free of %p (size %u)", fn, p, (unsigned)chunk->spans[page].size_bytes);
     free_invalid(fn, p);
   }
   if (kind == TS_WINDOW_HUGE && ts_huge_header(p)) {

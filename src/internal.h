@@ -158,6 +158,8 @@ void *ts_tcache_refill(ts_tcache_t *tc, unsigned cls);
 void ts_tcache_flush_bin(ts_tcache_t *tc, unsigned cls, unsigned keep);
 void ts_tcache_flush_all(ts_tcache_t *tc);
 void ts_tcache_gc(ts_tcache_t *tc);
+void *ts_tcache_large_pop(ts_tcache_t *tc, unsigned npages);          /* NULL if none cached */
+bool ts_tcache_large_push(ts_tcache_t *tc, void *p, unsigned npages); /* false: over budget */
 uint32_t ts_tcache_cap_of(unsigned cls);
 
 /* ---- options.c: TESSERA_CONF, read once at start-up without allocating ---- */

@@ -15,6 +15,10 @@
  * freeing thread's cache like any other (no atomic at all) and reach the
  * owning arena's bin in batches, one lock per arena met, on flush.
  *
+ * Large runs of up to 256 KiB are cached too, per page count, at most
+ * 1 MiB per thread (types.h); a cached run stays allocated in its arena
+ * with the page code TS_PAGE_CACHED, so freeing it twice is caught.
+ *
  * Trimming: at most every TS_TCACHE_GC_MS, a refill or flush trims the
  * bins that did not run empty since the last trim to half their content,
  * so a cache's idle classes give their objects back.  At thread exit a
@@ -48,6 +52,9 @@ void ts_tcache_setup(ts_tcache_t *tc) {
     tc->bins[c].cap = ts_tcache_cap_of(c);
     tc->used[c] = 0;
   }
+  for (unsigned n = 0; n <= TS_TCACHE_LARGE_PAGES; n++) tc->large[n] = NULL;
+  tc->large_bytes = 0;
+  tc->large_used = false;
   tc->last_gc_ns = ts_os_now_ns();
   tc->state = TS_TCACHE_ACTIVE;
   pthread_setspecific(ts_tcache_key, tc);
@@ -72,8 +79,48 @@ void ts_tcache_flush_bin(ts_tcache_t *tc, unsigned cls, unsigned keep) {
   ts_bin_flush(cls, batch, n);
 }
 
+/* ---- Large runs ---- */
+
+void *ts_tcache_large_pop(ts_tcache_t *tc, unsigned npages) {
+  void *p = tc->large[npages];
+  if (!p) return NULL;
+  tc->large[npages] = *(void **)p;
+  tc->large_bytes -= (size_t)npages << TS_PAGE_SHIFT;
+  tc->large_used = true;
+  ts_chunk_t *chunk = ts_chunk_of(p);
+  ts_chunk_codes(chunk)[ts_chunk_page_of(p)] = TS_PAGE_LARGE;
+  return p;
+}
+
+bool ts_tcache_large_push(ts_tcache_t *tc, void *p, unsigned npages) {
+  size_t bytes = (size_t)npages << TS_PAGE_SHIFT;
+  if (npages > TS_TCACHE_LARGE_PAGES || tc->large_bytes + bytes > TS_TCACHE_LARGE_BYTES) return false;
+  /* the run stays allocated in its arena; its code says it is cached, so a
+   * second free of it is caught */
+  ts_chunk_codes(ts_chunk_of(p))[ts_chunk_page_of(p)] = TS_PAGE_CACHED;
+  *(void **)p = tc->large[npages];
+  tc->large[npages] = p;
+  tc->large_bytes += bytes;
+  return true;
+}
+
+static void tcache_flush_large(ts_tcache_t *tc) {
+  for (unsigned n = 0; n <= TS_TCACHE_LARGE_PAGES; n++) {
+    while (tc->large[n]) {
+      void *p = tc->large[n];
+      tc->large[n] = *(void **)p;
+      ts_chunk_t *chunk = ts_chunk_of(p);
+      unsigned page = ts_chunk_page_of(p);
+      ts_chunk_codes(chunk)[page] = TS_PAGE_LARGE;
+      ts_arena_run_free(chunk, page);
+    }
+  }
+  tc->large_bytes = 0;
+}
+
 void ts_tcache_flush_all(ts_tcache_t *tc) {
   for (unsigned c = 0; c < TS_NCLASSES; c++) ts_tcache_flush_bin(tc, c, 0);
+  tcache_flush_large(tc);
 }
 
 void ts_tcache_gc(ts_tcache_t *tc) {
@@ -84,6 +131,8 @@ void ts_tcache_gc(ts_tcache_t *tc) {
     if (!tc->used[c]) ts_tcache_flush_bin(tc, c, tc->bins[c].count / 2);
     tc->used[c] = 0;
   }
+  if (!tc->large_used) tcache_flush_large(tc);
+  tc->large_used = false;
 }
 
 /* Refills an empty bin and returns one object of it, or NULL.  Objects are

@@ -94,6 +94,7 @@ enum ts_window_kind_e {
 /* Per-page codes of a chunk (ts_chunk_codes()).  Values below TS_NCLASSES are the
  * size class of a slab page, which is all the free fast path needs. */
 enum ts_page_code_e {
+  TS_PAGE_CACHED = 0xFC,  /* first page of a large run held in a thread cache */
   TS_PAGE_LARGE = 0xFD,   /* first page of a large run */
   TS_PAGE_META = 0xFE,    /* chunk header */
   TS_PAGE_NOBLOCK = 0xFF, /* no block starts here: a free page, or a large run's later page */
@@ -219,6 +220,11 @@ typedef struct ts_tbin_s {
   uint32_t cap;    /* 0 until the cache is set up: the fast paths then fall through */
 } ts_tbin_t;
 
+/* Thread caches also keep freed large runs of up to 64 pages (256 KiB),
+ * at most 1 MiB of them per thread. */
+#define TS_TCACHE_LARGE_PAGES 64
+#define TS_TCACHE_LARGE_BYTES ((size_t)1 << 20)
+
 enum ts_tcache_state_e {
   TS_TCACHE_NONE = 0, /* not set up yet */
   TS_TCACHE_ACTIVE,
@@ -231,6 +237,12 @@ typedef struct ts_tcache_s {
   uint64_t last_gc_ns;       /* last trim of unused bins */
   uint8_t used[TS_NCLASSES]; /* bin ran empty since the last trim */
   int state;
+  /* Large runs of up to TS_TCACHE_LARGE_PAGES pages, one LIFO list per page
+   * count (linked through the run's first word), at most
+   * TS_TCACHE_LARGE_BYTES in all. */
+  void *large[TS_TCACHE_LARGE_PAGES + 1];
+  size_t large_bytes;
+  bool large_used;           /* a cached large run was reused since the last trim */
 } ts_tcache_t;
 
 #endif /* TS_TYPES_H */

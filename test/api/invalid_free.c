@@ -146,6 +146,11 @@ static void interior_small(void *p) {
 
 static void interior_large(void *p) { free(launder((char *)p + 4096)); }
 
+static void double_free_large(void *p) {
+  free(p);          /* kept in the thread's cache of large runs */
+  free(launder(p)); /* caught: the run is marked cached */
+}
+
 static void realloc_stack(void *p) { (void)!realloc(launder(p), 10); }
 
 static void usable_size_global(void *p) { (void)malloc_usable_size(launder(p)); }
@@ -158,6 +163,10 @@ TS_TEST(double_free_is_reported) {
   expect_death_naming(double_free_now, p, p, "tessera: free(): double free of 0x", "double free at once");
   expect_death_naming(double_free_later, p, p, "tessera: free(): double free of 0x", "double free after a flush");
   free(p);
+  void *big = malloc(100000);
+  assert_true(big != NULL);
+  expect_death_naming(double_free_large, big, big, "tessera: free(): double free of 0x", "double free of a large block");
+  free(big);
 }
 
 TS_TEST(interior_pointers_are_reported) {
