@@ -8,7 +8,7 @@
  * no lock, no atomic, no call.  A bin's list is linked through the first
  * word of its free objects (types.h: ts_tbin_s).
  *
- * Bounds: a class caches at most ts_tcache_cap_of(cls) objects: 64 KiB
+ * Bounds: a class caches at most ts_tcache_cap_of(cls) objects: 32 KiB
  * worth, between TS_TCACHE_MIN_SLOTS and TS_TCACHE_MAX_SLOTS objects.  An
  * empty bin is refilled with half its capacity in one bin lock; a full one
  * flushes its older half.  Frees of another thread's objects land in the
@@ -16,7 +16,7 @@
  * owning arena's bin in batches, one lock per arena met, on flush.
  *
  * Large runs of up to 256 KiB are cached too, per page count, at most
- * 1 MiB per thread (types.h); a cached run stays allocated in its arena
+ * 512 KiB per thread (types.h); a cached run stays allocated in its arena
  * with the page code TS_PAGE_CACHED, so freeing it twice is caught.
  *
  * Trimming: at most every TS_TCACHE_GC_MS, a refill or flush trims the
@@ -30,7 +30,7 @@
 
 __thread ts_tcache_t ts_tcache __attribute__((tls_model("initial-exec")));
 
-#define TS_TCACHE_CLASS_BYTES ((size_t)64 << 10)
+#define TS_TCACHE_CLASS_BYTES ((size_t)32 << 10)
 #define TS_TCACHE_MIN_SLOTS 4u
 #define TS_TCACHE_MAX_SLOTS 256u
 #define TS_TCACHE_GC_MS 100u

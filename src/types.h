@@ -223,9 +223,9 @@ typedef struct ts_tbin_s {
 } ts_tbin_t;
 
 /* Thread caches also keep freed large runs of up to 64 pages (256 KiB),
- * at most 1 MiB of them per thread. */
+ * at most 512 KiB of them per thread. */
 #define TS_TCACHE_LARGE_PAGES 64
-#define TS_TCACHE_LARGE_BYTES ((size_t)1 << 20)
+#define TS_TCACHE_LARGE_BYTES ((size_t)512 << 10)
 
 enum ts_tcache_state_e {
   TS_TCACHE_NONE = 0, /* not set up yet */
