@@ -94,6 +94,7 @@ TS_TEST(empty_chunks_kept_once) {
 
 int main(void) {
   ts_init_slow();
+  ts_opt.background_thread = false; /* exact bin and arena states: no purger */
   ts_run(choose_least_loaded);
   ts_run(threads_spread_over_arenas);
   ts_run(large_runs_first_fit_and_resize);

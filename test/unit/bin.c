@@ -61,6 +61,7 @@ TS_TEST(double_free_and_interior_pointer_reported_at_flush) {
 
 int main(void) {
   ts_init_slow();
+  ts_opt.background_thread = false; /* exact bin and arena states: no purger */
   ts_run(fill_prefers_fullest_slab);
   ts_run(double_free_and_interior_pointer_reported_at_flush);
   return ts_test_done();

@@ -22,6 +22,7 @@ TS_TEST(new_chunk_is_aligned_and_mapped) {
 
 int main(void) {
   ts_init_slow();
+  ts_opt.background_thread = false; /* exact bin and arena states: no purger */
   ts_run(new_chunk_is_aligned_and_mapped);
   return ts_test_done();
 }

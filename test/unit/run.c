@@ -95,6 +95,7 @@ TS_TEST(largest_run_fits_in_a_chunk) {
 
 int main(void) {
   ts_init_slow();
+  ts_opt.background_thread = false; /* exact bin and arena states: no purger */
   ts_run(split_and_coalesce);
   ts_run(largest_run_fits_in_a_chunk);
   return ts_test_done();

@@ -76,6 +76,7 @@ TS_TEST(free_pages_inside_a_slab_are_purged) {
 
 int main(void) {
   ts_init_slow();
+  ts_opt.background_thread = false; /* exact bin and arena states: no purger */
   ts_run(take_put_bookkeeping);
   ts_run(free_pages_inside_a_slab_are_purged);
   return ts_test_done();

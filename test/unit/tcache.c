@@ -80,7 +80,9 @@ TS_TEST(thread_exit_flushes) {
    * every slab of the class in that arena is wholly free or the spare */
   ts_bin_t *bin = &((ts_arena_t *)arena)->bins[CLS];
   size_t free_objs = bin_free_objs(arena, CLS);
+  pthread_mutex_lock(&bin->lock);
   size_t slab_objs = (size_t)bin->slabs * ts_class_slab_objs[CLS];
+  pthread_mutex_unlock(&bin->lock);
   /* the main thread may hold objects of this class from the same arena */
   if (arena != ts_tcache.arena) expect_eq(free_objs, slab_objs);
   expect_eq(atomic_load(&((ts_arena_t *)arena)->xthreads), arena == ts_tcache.arena ? 1 : 0);
@@ -88,6 +90,7 @@ TS_TEST(thread_exit_flushes) {
 
 int main(void) {
   ts_init_slow();
+  ts_opt.background_thread = false; /* exact bin and arena states: no purger */
   ts_run(caps_are_bounded);
   ts_run(refill_and_flush_by_halves);
   ts_run(idle_bins_are_trimmed);
