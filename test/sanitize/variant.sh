@@ -3,6 +3,7 @@
 # a variant and runs part of the suite there.
 #   clang  - clang with -Wall -Wextra -Werror; runs the unit tests
 #   ubsan  - gcc with -fsanitize=undefined (no recovery); runs unit, api and stress
+#   tsan   - gcc with -fsanitize=thread; runs the unit tests
 # Exits 77 (skip) when the compiler or runtime it needs is missing.
 set -euo pipefail
 kind=$1 src=$2 work=$3
@@ -23,8 +24,19 @@ case "$kind" in
       -DCMAKE_EXE_LINKER_FLAGS="$flags" -DCMAKE_SHARED_LINKER_FLAGS="$flags" >/dev/null
     labels='unit|api|stress'
     ;;
+  tsan)
+    flags="-fsanitize=thread -fno-omit-frame-pointer"
+    echo 'int main(void){return 0;}' > "$work/probe.c"
+    gcc $flags "$work/probe.c" -o "$work/probe" 2>/dev/null || { echo "no TSan runtime"; exit 77; }
+    cmake -S "$src" -B "$work" "${common[@]}" -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" \
+      -DCMAKE_EXE_LINKER_FLAGS="$flags" -DCMAKE_SHARED_LINKER_FLAGS="$flags" >/dev/null
+    # the unit tests drive the internals (thread caches, bins, arenas, the
+    # purger thread) directly; the programs that call the exported malloc
+    # cannot run under TSan, which replaces malloc itself
+    labels='unit'
+    ;;
   *) echo "unknown variant $kind"; exit 2 ;;
 esac
 cmake --build "$work" -j "$(nproc)" >/dev/null
 cd "$work"
-UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest -L "$labels" --output-on-failure -j "$(nproc)"
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 TSAN_OPTIONS=halt_on_error=1 ctest -L "$labels" --output-on-failure -j "$(nproc)"
