@@ -5,7 +5,8 @@
  *
  * Which layer serves a request:
  *   size <= TS_SMALL_MAX (32 KiB)    a size class: thread cache, else bin
- *   size <= TS_LARGE_MAX (2 MiB)     a page run in one of the thread's arena's chunks
+ *   size <= TS_LARGE_MAX (2 MiB)     a page run: the thread's cached runs (up to
+ *                                    256 KiB), else its arena's chunks
  *   larger                           a mapping of its own (huge.c)
  * Aligned requests use the smallest class whose size is a multiple of the
  * alignment (objects then sit on aligned addresses), else an aligned page

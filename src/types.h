@@ -4,13 +4,15 @@
  *
  * Layers, bottom up (docs/ARCHITECTURE.md draws them):
  *   os      -> pages from the kernel (mmap/munmap/madvise/mremap)
- *   chunk   -> 4 MiB aligned chunks; a page bitmap of free runs; page -> span
+ *   chunk   -> 4 MiB aligned chunks; free/dirty page bitmaps; page -> span
+ *   run     -> free runs of pages indexed by length per arena (best fit)
  *   slab    -> a run holding objects of one size class, a free bitmap per slab
  *   bin     -> per arena and class: the non-full slabs, ordered by fullness
  *   arena   -> chunks + bins; threads are bound to the least loaded arena
- *   tcache  -> per-thread stacks of free objects in front of the bins
+ *   tcache  -> per-thread lists of free objects (and large runs) in front of the bins
  *   huge    -> requests above TS_LARGE_MAX, mapped on their own
  *   alloc   -> the malloc family on top of all of these
+ *   purge   -> dirty pages back to the OS on a deadline and under a cap
  *
  * Where a pointer's metadata lives: the global chunk map (one byte per 4 MiB
  * window of the address space) says whether a window is a tessera chunk, a
