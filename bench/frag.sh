@@ -40,38 +40,8 @@ done
 command -v python3 >/dev/null 2>&1 ||
     { echo "frag.sh: python3 is needed for the tables and the chart (apt-get install python3)" >&2; exit 2; }
 
-# Locate a system library: Debian's directory, then the dynamic linker cache.
-find_lib() {
-    local path=/usr/lib/x86_64-linux-gnu/$1
-    if [ ! -e "$path" ]; then
-        path=$( (ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null) |
-                awk -v n="$1" '$1 == n && /x86-64|x86_64|64bit/ { print $NF; exit }')
-    fi
-    printf '%s' "$path"
-}
-
-# Allocators: name, LD_PRELOAD value ("" = none).
-NAMES=(glibc)
-PRELOADS=("")
-NOTES=()
-add_system() { # name soname debian-package
-    local p
-    p=$(find_lib "$2")
-    if [ -n "$p" ] && [ -e "$p" ]; then
-        NAMES+=("$1"); PRELOADS+=("$p")
-    else
-        NOTES+=("$1 skipped: $2 not found (install with: apt-get install $3)")
-    fi
-}
-add_system jemalloc libjemalloc.so.2 libjemalloc2
-add_system mimalloc libmimalloc.so.2 libmimalloc2.0
-add_system tcmalloc libtcmalloc_minimal.so.4 libtcmalloc-minimal4
-if [ -e "$BUILD/libtessera.so" ]; then
-    NAMES+=(tessera); PRELOADS+=("$BUILD/libtessera.so")
-else
-    NOTES+=("tessera skipped: $BUILD/libtessera.so not found (run make)")
-fi
-NALLOC=${#NAMES[@]}
+. "$(dirname "$0")/allocators.sh"
+[ "$HAVE_TESSERA" = 1 ] || NOTES+=("tessera skipped: $BUILD/libtessera.so not found (run make)")
 
 OUT=$BUILD/frag
 RAW=$OUT/raw

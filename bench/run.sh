@@ -33,43 +33,13 @@ for wl in $WORKLOADS; do
     fi
 done
 
-# Locate a system library: the dynamic linker cache, then the usual directory.
-find_lib() {
-    local path
-    path=$( (ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null) |
-            awk -v n="$1" '$1 == n && /x86-64|x86_64|64bit/ { print $NF; exit }')
-    if [ -z "$path" ]; then
-        local dir
-        for dir in /usr/lib/x86_64-linux-gnu /usr/lib64 /usr/lib /usr/local/lib; do
-            [ -e "$dir/$1" ] && { path=$dir/$1; break; }
-        done
-    fi
-    printf '%s' "$path"
-}
-
-# Allocators: name, LD_PRELOAD value ("" = none).
-NAMES=(glibc)
-PRELOADS=("")
-NOTES=()
-add_system() { # name soname debian-package
-    local p
-    p=$(find_lib "$2")
-    if [ -n "$p" ] && [ -e "$p" ]; then
-        NAMES+=("$1"); PRELOADS+=("$p")
-    else
-        NOTES+=("$1 skipped: $2 not found (install with: apt-get install $3)")
-    fi
-}
-add_system jemalloc libjemalloc.so.2 libjemalloc2
-add_system mimalloc libmimalloc.so.2 libmimalloc2.0
-add_system tcmalloc libtcmalloc_minimal.so.4 libtcmalloc-minimal4
-if [ -e "$BUILD/libtessera.so" ]; then
-    NAMES+=(tessera); PRELOADS+=("$BUILD/libtessera.so"); BASE=tessera
+. "$(dirname "$0")/allocators.sh"
+if [ "$HAVE_TESSERA" = 1 ]; then
+    BASE=tessera
 else
     NOTES+=("tessera skipped: $BUILD/libtessera.so not found (run make); ratios are relative to glibc instead")
     BASE=glibc
 fi
-NALLOC=${#NAMES[@]}
 
 RESULTS=$(mktemp)
 ERRLOG=$(mktemp)

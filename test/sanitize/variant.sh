@@ -10,6 +10,15 @@ kind=$1 src=$2 work=$3
 rm -rf "$work"
 mkdir -p "$work"
 common=(-DTS_BUILD_BENCH=OFF -DTS_WERROR=ON -DTS_VARIANT_TESTS=OFF)
+
+# configure_sanitized NAME FLAGS: skips (77) when gcc cannot link with FLAGS.
+configure_sanitized() {
+  echo 'int main(void){return 0;}' > "$work/probe.c"
+  gcc $2 "$work/probe.c" -o "$work/probe" 2>/dev/null || { echo "no $1 runtime"; exit 77; }
+  cmake -S "$src" -B "$work" "${common[@]}" -DCMAKE_C_FLAGS="$2" -DCMAKE_CXX_FLAGS="$2" \
+    -DCMAKE_EXE_LINKER_FLAGS="$2" -DCMAKE_SHARED_LINKER_FLAGS="$2" >/dev/null
+}
+
 case "$kind" in
   clang)
     command -v clang >/dev/null || { echo "clang not installed"; exit 77; }
@@ -17,19 +26,11 @@ case "$kind" in
     labels='unit'
     ;;
   ubsan)
-    flags="-fsanitize=undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
-    echo 'int main(void){return 0;}' > "$work/probe.c"
-    gcc $flags "$work/probe.c" -o "$work/probe" 2>/dev/null || { echo "no UBSan runtime"; exit 77; }
-    cmake -S "$src" -B "$work" "${common[@]}" -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" \
-      -DCMAKE_EXE_LINKER_FLAGS="$flags" -DCMAKE_SHARED_LINKER_FLAGS="$flags" >/dev/null
+    configure_sanitized UBSan "-fsanitize=undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
     labels='unit|api|stress'
     ;;
   tsan)
-    flags="-fsanitize=thread -fno-omit-frame-pointer"
-    echo 'int main(void){return 0;}' > "$work/probe.c"
-    gcc $flags "$work/probe.c" -o "$work/probe" 2>/dev/null || { echo "no TSan runtime"; exit 77; }
-    cmake -S "$src" -B "$work" "${common[@]}" -DCMAKE_C_FLAGS="$flags" -DCMAKE_CXX_FLAGS="$flags" \
-      -DCMAKE_EXE_LINKER_FLAGS="$flags" -DCMAKE_SHARED_LINKER_FLAGS="$flags" >/dev/null
+    configure_sanitized TSan "-fsanitize=thread -fno-omit-frame-pointer"
     # the unit tests drive the internals (thread caches, bins, arenas, the
     # purger thread) directly; the programs that call the exported malloc
     # cannot run under TSan, which replaces malloc itself
