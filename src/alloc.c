@@ -64,7 +64,7 @@ static TS_NOINLINE void *alloc_slow(size_t size) {
   }
   if (size > TS_ALLOC_MAX) return alloc_fail();
   if (!ts_is_ready()) ts_init_slow();
-  return ts_huge_alloc(size, 0, false);
+  return ts_huge_alloc(size, 0);
 }
 
 void *ts_malloc(size_t size) {
@@ -241,7 +241,7 @@ static void *alloc_aligned(size_t alignment, size_t size) {
     return p ? p : alloc_fail();
   }
   if (!ts_is_ready()) ts_init_slow();
-  return ts_huge_alloc(size > TS_LARGE_MAX ? size : TS_LARGE_MAX + 1, alignment, false);
+  return ts_huge_alloc(size > TS_LARGE_MAX ? size : TS_LARGE_MAX + 1, alignment);
 }
 
 int ts_posix_memalign(void **out, size_t alignment, size_t size) {

@@ -107,9 +107,8 @@ void ts_chunk_mark_free(ts_chunk_t *chunk, unsigned head, unsigned npages) {
 }
 
 /* Returns the dirty pages of the chunk selected by which to the kernel, a
- * maximal range per madvise call; returns the pages purged. */
-size_t ts_chunk_purge(ts_chunk_t *chunk, enum ts_purge_which_e which) {
-  size_t purged = 0;
+ * maximal range per madvise call, counting them in ts_pages_returned. */
+void ts_chunk_purge(ts_chunk_t *chunk, enum ts_purge_which_e which) {
   unsigned p = chunk->first_page;
   while (p < TS_CHUNK_PAGES) {
     uint64_t w = chunk->dirty_map[p >> 6];
@@ -133,11 +132,9 @@ size_t ts_chunk_purge(ts_chunk_t *chunk, enum ts_purge_which_e which) {
     chunk_bits_clear(chunk->young_map, start, end - start);
     chunk->dirty_pages -= n;
     chunk->arena->dirty_pages -= n;
-    purged += n;
     ts_pages_returned += n;
     p = end;
   }
-  return purged;
 }
 
 /* The purger's tick: what was young is old now. */

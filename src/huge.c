@@ -18,8 +18,7 @@
 
 static size_t huge_round(size_t size) { return (size + TS_PAGE_MASK) & ~TS_PAGE_MASK; }
 
-void *ts_huge_alloc(size_t size, size_t alignment, bool zero) {
-  (void)zero; /* fresh mappings are zero-filled by the kernel */
+void *ts_huge_alloc(size_t size, size_t alignment) {
   size_t usable = huge_round(size);
   size_t align = alignment > TS_CHUNK_SIZE ? alignment : TS_CHUNK_SIZE;
   if (usable < size || usable + TS_PAGE_SIZE < usable) {

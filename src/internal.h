@@ -84,7 +84,7 @@ void ts_chunk_delete(ts_chunk_t *chunk);
 void ts_chunk_mark_used(ts_chunk_t *chunk, unsigned head, unsigned npages);
 void ts_chunk_mark_free(ts_chunk_t *chunk, unsigned head, unsigned npages);
 bool ts_chunk_is_empty(const ts_chunk_t *chunk);
-size_t ts_chunk_purge(ts_chunk_t *chunk, enum ts_purge_which_e which);
+void ts_chunk_purge(ts_chunk_t *chunk, enum ts_purge_which_e which);
 /* Pages this thread gave back to the OS, by purging or by unmapping a
  * chunk (its dirty pages and header): what ts_purge() reports. */
 extern __thread size_t ts_pages_returned;
@@ -133,7 +133,7 @@ void ts_arena_postfork_parent(void);
 void ts_arena_postfork_child(void);
 
 /* ---- huge.c ---- */
-void *ts_huge_alloc(size_t size, size_t alignment, bool zero);
+void *ts_huge_alloc(size_t size, size_t alignment); /* zero-filled: a fresh mapping */
 void ts_huge_free(void *p);
 size_t ts_huge_usable(const void *p);
 void *ts_huge_realloc(void *p, size_t size);  /* NULL: could not, p untouched */
@@ -173,7 +173,7 @@ extern ts_options_t ts_opt;
 void ts_options_init(void);
 
 /* ---- purge.c: returning free pages to the OS ---- */
-size_t ts_purge_arena(ts_arena_t *arena, enum ts_purge_which_e which); /* pages; takes the locks */
+size_t ts_purge_dirty_pages(void);               /* over all arenas; takes their locks */
 void ts_purge_after_free(ts_arena_t *arena);      /* arena lock held: enforces the dirty cap */
 void ts_purge_kick(void);                         /* no lock held: make sure the purger runs */
 void ts_purge_postfork_child(void);
@@ -188,7 +188,6 @@ ts_arena_t *ts_thread_arena(void);                /* this thread's arena, set up
 ts_tcache_t *ts_thread_tcache(void);              /* NULL when no cache can be used */
 
 /* ---- alloc.c ---- */
-void *ts_alloc_small_slow(size_t size);
 void ts_free_slow(void *p, const char *fn);
 size_t ts_usable_checked(const void *p, const char *fn);
 

@@ -47,18 +47,9 @@ static pthread_mutex_t purger_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t purger_cond = PTHREAD_COND_INITIALIZER;
 static atomic_bool purger_waiting; /* set by the purger, cleared under purger_lock */
 
-static size_t purge_chunks(ts_arena_t *arena, enum ts_purge_which_e which) {
-  size_t n = 0;
+static void purge_chunks(ts_arena_t *arena, enum ts_purge_which_e which) {
   for (ts_chunk_t *c = arena->chunks; c; c = c->next)
-    if (c->dirty_pages) n += ts_chunk_purge(c, which);
-  return n;
-}
-
-size_t ts_purge_arena(ts_arena_t *arena, enum ts_purge_which_e which) {
-  pthread_mutex_lock(&arena->lock);
-  size_t n = purge_chunks(arena, which);
-  pthread_mutex_unlock(&arena->lock);
-  return n;
+    if (c->dirty_pages) ts_chunk_purge(c, which);
 }
 
 static size_t purge_cap_pages(const ts_arena_t *arena) {
@@ -105,7 +96,7 @@ static size_t purge_tick(void) {
   return left;
 }
 
-static size_t purge_dirty_pages(void) {
+size_t ts_purge_dirty_pages(void) {
   size_t n = 0;
   for (unsigned i = 0; i < ts_narenas; i++) {
     pthread_mutex_lock(&ts_arenas[i].lock);
@@ -129,7 +120,7 @@ static void *purger_main(void *arg) {
      * raised before the last look at the arenas, and a free adds its dirty
      * pages before it reads the flag, so no wake-up is lost. */
     atomic_store(&purger_waiting, true);
-    if (purge_dirty_pages()) {
+    if (ts_purge_dirty_pages()) {
       atomic_store(&purger_waiting, false);
       continue;
     }
@@ -190,7 +181,9 @@ size_t ts_purge(void) {
   if (tc->state == TS_TCACHE_ACTIVE) ts_tcache_flush_all(tc);
   for (unsigned i = 0; i < ts_narenas; i++) {
     purge_release_spares(&ts_arenas[i]);
-    ts_purge_arena(&ts_arenas[i], TS_PURGE_ALL);
+    pthread_mutex_lock(&ts_arenas[i].lock);
+    purge_chunks(&ts_arenas[i], TS_PURGE_ALL);
+    pthread_mutex_unlock(&ts_arenas[i].lock);
   }
   return (ts_pages_returned - before) << TS_PAGE_SHIFT;
 }

@@ -40,16 +40,6 @@ static unsigned mappings(void) {
   return n;
 }
 
-static size_t dirty_pages_total(void) {
-  size_t n = 0;
-  for (unsigned i = 0; i < ts_narenas; i++) {
-    pthread_mutex_lock(&ts_arenas[i].lock);
-    n += ts_arenas[i].dirty_pages;
-    pthread_mutex_unlock(&ts_arenas[i].lock);
-  }
-  return n;
-}
-
 static void sleep_ms(long ms) {
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
   while (nanosleep(&ts, &ts) != 0) {
@@ -118,7 +108,7 @@ TS_TEST(ts_purge_returns_freed_memory) {
   expect_true(returned + (2u << 20) >= before - after, "returned %zu, rss fell %zu", returned, before - after);
   expect_true(returned <= before - after + (2u << 20), "returned %zu, rss fell %zu", returned, before - after);
   expect_true(after <= start + (16u << 20), "rss %zu KiB, start %zu KiB", after >> 10, start >> 10);
-  expect_eq(dirty_pages_total(), 0);
+  expect_eq(ts_purge_dirty_pages(), 0);
 }
 
 /* With live data left, RSS after ts_purge() is within a stated bound of
