@@ -13,7 +13,9 @@
  * run, else an aligned huge mapping.
  *
  * The fast paths (ts_malloc, ts_free) touch only the calling thread's
- * cache and the chunk map: no lock, no atomic read-modify-write, no call.
+ * cache and the chunk map: no lock, no atomic read-modify-write, no call;
+ * they mark the cache in use around the list operation so that the
+ * purger can trim it when the thread is idle (types.h, ts_tcache_s).
  * Everything else is in the *_slow functions.  Behaviour follows C17,
  * POSIX and glibc: malloc(0) is a unique 16-byte block, realloc(p, 0)
  * frees p and returns NULL, sizes above PTRDIFF_MAX and overflowing
@@ -36,11 +38,14 @@ static void *alloc_fail(void) {
 
 /* A block of class cls, through the cache when the thread has one. */
 static void *alloc_class(unsigned cls) {
-  ts_tcache_t *tc = ts_thread_tcache();
+  ts_tcache_t *tc = ts_tcache_claim();
   void *p = NULL;
   if (tc) {
     ts_tbin_t *b = &tc->bins[cls];
-    p = b->head ? ts_tcache_pop(b) : ts_tcache_refill(tc, cls);
+    bool refilled = b->head == NULL;
+    p = refilled ? ts_tcache_refill(tc, cls) : ts_tcache_pop(b);
+    ts_tcache_leave(tc);
+    if (refilled) ts_purge_kick(); /* the purger trims the cache if the thread goes idle */
   } else {
     ts_arena_t *arena = ts_thread_arena();
     if (arena && !ts_bin_fill(arena, cls, &p, 1)) p = NULL;
@@ -54,8 +59,12 @@ static TS_NOINLINE void *alloc_slow(size_t size) {
   if (size <= TS_LARGE_MAX) {
     unsigned npages = (unsigned)((size + TS_PAGE_MASK) >> TS_PAGE_SHIFT);
     if (npages <= TS_TCACHE_LARGE_PAGES) {
-      ts_tcache_t *tc = ts_thread_tcache();
-      void *p = tc ? ts_tcache_large_pop(tc, npages) : NULL;
+      ts_tcache_t *tc = ts_tcache_claim();
+      void *p = NULL;
+      if (tc) {
+        p = ts_tcache_large_pop(tc, npages);
+        ts_tcache_leave(tc);
+      }
       if (p) return p;
     }
     ts_arena_t *arena = ts_thread_arena();
@@ -69,8 +78,15 @@ static TS_NOINLINE void *alloc_slow(size_t size) {
 
 void *ts_malloc(size_t size) {
   if (TS_LIKELY(size <= TS_SMALL_MAX)) {
-    ts_tbin_t *b = &ts_tcache.bins[ts_size_to_class(size)];
-    if (TS_LIKELY(b->head != NULL)) return ts_tcache_pop(b);
+    ts_tcache_t *tc = &ts_tcache;
+    ts_tbin_t *b = &tc->bins[ts_size_to_class(size)];
+    ts_tcache_enter(tc);
+    if (TS_LIKELY(b->head != NULL && !ts_tcache_trimmed(tc))) {
+      void *p = ts_tcache_pop(b);
+      ts_tcache_leave(tc);
+      return p;
+    }
+    ts_tcache_leave(tc);
   }
   return alloc_slow(size);
 }
@@ -93,7 +109,7 @@ void ts_free_slow(void *p, const char *fn) {
     unsigned page = ts_chunk_page_of(p);
     unsigned code = ts_chunk_codes(chunk)[page];
     if (code < TS_NCLASSES) {
-      ts_tcache_t *tc = ts_thread_tcache();
+      ts_tcache_t *tc = ts_tcache_claim();
       if (!tc) {
         ts_bin_flush(code, &p, 1);
         return;
@@ -102,16 +118,22 @@ void ts_free_slow(void *p, const char *fn) {
       if (TS_UNLIKELY(p == b->head))
         ts_fatal("%s(): double free of %p (size %u)", fn, p, (unsigned)ts_class_size[code]);
       ts_tcache_push(b, p);
-      if (b->count > b->cap) {
+      bool flushed = b->count > b->cap;
+      if (flushed) {
         ts_tcache_flush_bin(tc, code, b->cap / 2);
         ts_tcache_gc(tc);
-        ts_purge_kick();
       }
+      ts_tcache_leave(tc);
+      if (flushed) ts_purge_kick();
       return;
     }
     if (code == TS_PAGE_LARGE && (a & TS_PAGE_MASK) == 0) {
-      ts_tcache_t *tc = ts_thread_tcache();
-      if (tc && ts_tcache_large_push(tc, p, chunk->spans[page].npages)) return;
+      ts_tcache_t *tc = ts_tcache_claim();
+      if (tc) {
+        bool cached = ts_tcache_large_push(tc, p, chunk->spans[page].npages);
+        ts_tcache_leave(tc);
+        if (cached) return;
+      }
       ts_arena_run_free(chunk, page);
       ts_purge_kick();
       return;
@@ -132,11 +154,15 @@ void ts_free(void *p) {
   if (TS_LIKELY(ts_window_kind(a) == TS_WINDOW_CHUNK)) {
     unsigned code = ts_chunk_codes(ts_chunk_of(p))[ts_chunk_page_of(p)];
     if (TS_LIKELY(code < TS_NCLASSES)) {
-      ts_tbin_t *b = &ts_tcache.bins[code];
-      if (TS_LIKELY(b->count < b->cap && p != b->head)) {
+      ts_tcache_t *tc = &ts_tcache;
+      ts_tbin_t *b = &tc->bins[code];
+      ts_tcache_enter(tc);
+      if (TS_LIKELY(b->count < b->cap && p != b->head && !ts_tcache_trimmed(tc))) {
         ts_tcache_push(b, p);
+        ts_tcache_leave(tc);
         return;
       }
+      ts_tcache_leave(tc);
     }
   }
   ts_free_slow(p, "free");

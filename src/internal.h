@@ -18,6 +18,8 @@ void ts_os_unmap(void *addr, size_t bytes);
 void *ts_os_remap(void *old_addr, size_t old_bytes, size_t new_bytes, void *new_addr);
 bool ts_os_remap_inplace(void *addr, size_t old_bytes, size_t new_bytes);
 void ts_os_purge(void *addr, size_t bytes);       /* MADV_DONTNEED: RSS drops, contents become zero */
+bool ts_os_barrier_init(void);                    /* false: ts_os_barrier() is unavailable */
+void ts_os_barrier(void);                         /* a memory barrier on every thread of the process */
 unsigned ts_os_ncpus(void);
 uint64_t ts_os_now_ns(void);
 uint64_t ts_os_random(void);
@@ -152,6 +154,27 @@ TS_INLINE void ts_tcache_push(ts_tbin_t *b, void *p) {
   b->head = p;
   b->count++;
 }
+/* The owner's side of trimming (types.h, ts_tcache_s): a use of the cache
+ * sits between ts_tcache_enter() and ts_tcache_leave(), and touches the
+ * lists only if ts_tcache_trimmed() is false.  Plain stores and loads on
+ * x86-64 and AArch64; the signal fence keeps the compiler from moving the
+ * read of trim above the store to in_op. */
+TS_INLINE void ts_tcache_enter(ts_tcache_t *tc) {
+  atomic_store_explicit(&tc->in_op, 1, memory_order_relaxed);
+  atomic_signal_fence(memory_order_seq_cst);
+}
+TS_INLINE bool ts_tcache_trimmed(ts_tcache_t *tc) {
+  return atomic_load_explicit(&tc->trim, memory_order_acquire) != 0;
+}
+TS_INLINE void ts_tcache_leave(ts_tcache_t *tc) {
+  atomic_store_explicit(&tc->in_op, 0, memory_order_release);
+}
+ts_tcache_t *ts_tcache_claim(void);               /* the cache, entered; NULL if none */
+bool ts_tcache_trim_idle(void);                   /* purger: flush idle caches; true if any is in use */
+size_t ts_tcache_held_bytes(const ts_tcache_t *tc);
+void ts_tcache_prefork(void);
+void ts_tcache_postfork_parent(void);
+void ts_tcache_postfork_child(void);
 void ts_tcache_setup(ts_tcache_t *tc);            /* called once per thread */
 void ts_tcache_teardown(ts_tcache_t *tc);
 void *ts_tcache_refill(ts_tcache_t *tc, unsigned cls);

@@ -11,7 +11,9 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <linux/membarrier.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -61,6 +63,35 @@ bool ts_os_remap_inplace(void *addr, size_t old_bytes, size_t new_bytes) {
 void *ts_os_remap(void *old_addr, size_t old_bytes, size_t new_bytes, void *new_addr) {
   void *p = mremap(old_addr, old_bytes, new_bytes, MREMAP_MAYMOVE | MREMAP_FIXED, new_addr);
   return p == MAP_FAILED ? NULL : p;
+}
+
+/* The process-wide barrier that lets the purger work on an idle thread's
+ * cache (types.h, ts_tcache_s).  The expedited private command interrupts
+ * only the CPUs running this process's threads and costs microseconds; it
+ * needs a registration, which kernels before 4.14 and some seccomp filters
+ * refuse.  The global command (since 4.3) waits for every CPU to pass a
+ * quiescent state instead: milliseconds, once per purger tick. */
+static int barrier_cmd;
+
+bool ts_os_barrier_init(void) {
+  barrier_cmd = 0;
+  long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+  if (cmds < 0) return false;
+  if ((cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+      syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0) {
+    barrier_cmd = MEMBARRIER_CMD_PRIVATE_EXPEDITED;
+    return true;
+  }
+  if (cmds & MEMBARRIER_CMD_GLOBAL) {
+    barrier_cmd = MEMBARRIER_CMD_GLOBAL;
+    return true;
+  }
+  return false;
+}
+
+void ts_os_barrier(void) {
+  if (syscall(SYS_membarrier, barrier_cmd, 0, 0) != 0)
+    ts_fatal("membarrier(%d) failed: errno %d", barrier_cmd, errno);
 }
 
 unsigned ts_os_ncpus(void) {

@@ -109,12 +109,14 @@ size_t ts_purge_dirty_pages(void) {
 static void *purger_main(void *arg) {
   (void)arg;
   uint64_t tick_ms = ts_opt.decay_ms / 2 ? ts_opt.decay_ms / 2 : 1;
+  bool trim_caches = ts_os_barrier_init();
   unsigned idle = 0;
   for (;;) {
     struct timespec ts = {(time_t)(tick_ms / 1000), (long)(tick_ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0) {
     }
-    idle = purge_tick() ? 0 : idle + 1;
+    bool caches_busy = trim_caches && ts_tcache_trim_idle();
+    idle = purge_tick() || caches_busy ? 0 : idle + 1;
     if (idle < 2) continue;
     /* Nothing to do: sleep until a free leaves dirty pages.  The flag is
      * raised before the last look at the arenas, and a free adds its dirty
@@ -177,8 +179,13 @@ void ts_purge_postfork_child(void) {
 size_t ts_purge(void) {
   if (!ts_is_ready()) return 0;
   size_t before = ts_pages_returned;
-  ts_tcache_t *tc = &ts_tcache;
-  if (tc->state == TS_TCACHE_ACTIVE) ts_tcache_flush_all(tc);
+  if (ts_tcache.state == TS_TCACHE_ACTIVE) {
+    ts_tcache_t *tc = ts_tcache_claim();
+    if (tc) {
+      ts_tcache_flush_all(tc);
+      ts_tcache_leave(tc);
+    }
+  }
   for (unsigned i = 0; i < ts_narenas; i++) {
     purge_release_spares(&ts_arenas[i]);
     pthread_mutex_lock(&ts_arenas[i].lock);

@@ -21,12 +21,21 @@
  *
  * Trimming: at most every TS_TCACHE_GC_MS, a refill or flush trims the
  * bins that did not run empty since the last trim to half their content,
- * so a cache's idle classes give their objects back.  At thread exit a
+ * so a cache's idle classes give their objects back.  A thread that stops
+ * calling the allocator runs none of that, so the purger thread trims it
+ * on its own clock (ts_tcache_trim_idle): a cache found unchanged over a
+ * whole tick (decay_ms / 2) is flushed entirely, by the protocol in
+ * types.h (ts_tcache_s) that costs the owner two plain stores and a load
+ * per call.  Every live cache is on a registry for this, under
+ * registry_lock, which the purger holds for a whole sweep; a thread leaves
+ * it at exit before flushing.  At thread exit a
  * pthread key destructor flushes everything and unbinds the thread from its
  * arena; allocations made after that (by later TLS destructors) go straight
  * to the arena.
  */
 #include "internal.h"
+
+#include <sched.h>
 
 __thread ts_tcache_t ts_tcache __attribute__((tls_model("initial-exec")));
 
@@ -44,6 +53,40 @@ uint32_t ts_tcache_cap_of(unsigned cls) {
   return (uint32_t)n;
 }
 
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static ts_tcache_t *registry;
+
+static void registry_add(ts_tcache_t *tc) {
+  pthread_mutex_lock(&registry_lock);
+  tc->reg_prev = NULL;
+  tc->reg_next = registry;
+  if (registry) registry->reg_prev = tc;
+  registry = tc;
+  pthread_mutex_unlock(&registry_lock);
+}
+
+static void registry_remove(ts_tcache_t *tc) {
+  pthread_mutex_lock(&registry_lock);
+  if (tc->reg_prev) tc->reg_prev->reg_next = tc->reg_next;
+  else registry = tc->reg_next;
+  if (tc->reg_next) tc->reg_next->reg_prev = tc->reg_prev;
+  tc->reg_prev = tc->reg_next = NULL;
+  pthread_mutex_unlock(&registry_lock);
+}
+
+/* The calling thread's cache, entered (internal.h: ts_tcache_enter), or
+ * NULL when it has none.  Waits while the purger works on it. */
+ts_tcache_t *ts_tcache_claim(void) {
+  ts_tcache_t *tc = ts_thread_tcache();
+  if (!tc) return NULL;
+  for (;;) {
+    ts_tcache_enter(tc);
+    if (!ts_tcache_trimmed(tc)) return tc;
+    ts_tcache_leave(tc);
+    while (ts_tcache_trimmed(tc)) sched_yield();
+  }
+}
+
 void ts_tcache_setup(ts_tcache_t *tc) {
   tc->arena = ts_arena_choose();
   for (unsigned c = 0; c < TS_NCLASSES; c++) {
@@ -56,6 +99,8 @@ void ts_tcache_setup(ts_tcache_t *tc) {
   tc->large_bytes = 0;
   tc->large_used = false;
   tc->last_gc_ns = ts_os_now_ns();
+  tc->idle_sig = 0;
+  registry_add(tc);
   tc->state = TS_TCACHE_ACTIVE;
   pthread_setspecific(ts_tcache_key, tc);
 }
@@ -150,8 +195,70 @@ void *ts_tcache_refill(ts_tcache_t *tc, unsigned cls) {
   return batch[0];
 }
 
+/* ---- Trimming idle caches, from the purger thread ---- */
+
+/* A digest of what the cache holds: 0 when it holds nothing. */
+static uint64_t tcache_signature(const ts_tcache_t *tc) {
+  uint64_t sig = 0, held = 0;
+  for (unsigned c = 0; c < TS_NCLASSES; c++) {
+    sig = (sig ^ (uintptr_t)tc->bins[c].head ^ tc->bins[c].count) * 0x100000001b3ull;
+    held |= tc->bins[c].count;
+  }
+  for (unsigned n = 0; n <= TS_TCACHE_LARGE_PAGES; n++) sig = (sig ^ (uintptr_t)tc->large[n]) * 0x100000001b3ull;
+  held |= tc->large_bytes;
+  return held ? sig | 1 : 0;
+}
+
+/* Every cache that no thread used (entered) since the previous call and
+ * that still holds objects is flushed; returns true if some cache holds
+ * objects and was in use, so that the purger keeps ticking. */
+bool ts_tcache_trim_idle(void) {
+  bool busy = false;
+  pthread_mutex_lock(&registry_lock);
+  for (ts_tcache_t *tc = registry; tc; tc = tc->reg_next) atomic_store_explicit(&tc->trim, 1, memory_order_relaxed);
+  ts_os_barrier();
+  for (ts_tcache_t *tc = registry; tc; tc = tc->reg_next) {
+    if (atomic_load_explicit(&tc->in_op, memory_order_acquire)) {
+      busy = true;
+    } else {
+      uint64_t sig = tcache_signature(tc);
+      if (sig != 0 && sig == tc->idle_sig) {
+        ts_tcache_flush_all(tc);
+        sig = 0;
+      } else if (sig != 0) {
+        busy = true;
+      }
+      tc->idle_sig = sig;
+    }
+    atomic_store_explicit(&tc->trim, 0, memory_order_release);
+  }
+  pthread_mutex_unlock(&registry_lock);
+  return busy;
+}
+
+/* Bytes of objects and runs the cache holds, read under the registry lock
+ * (so not during a purger sweep); exact when its thread is not using it. */
+size_t ts_tcache_held_bytes(const ts_tcache_t *tc) {
+  size_t bytes = 0;
+  pthread_mutex_lock(&registry_lock);
+  for (unsigned c = 0; c < TS_NCLASSES; c++) bytes += (size_t)tc->bins[c].count * ts_class_size[c];
+  bytes += tc->large_bytes;
+  pthread_mutex_unlock(&registry_lock);
+  return bytes;
+}
+
+/* Fork: the purger may be in a sweep; the child keeps only its own cache. */
+void ts_tcache_prefork(void) { pthread_mutex_lock(&registry_lock); }
+void ts_tcache_postfork_parent(void) { pthread_mutex_unlock(&registry_lock); }
+void ts_tcache_postfork_child(void) {
+  pthread_mutex_init(&registry_lock, NULL);
+  registry = NULL;
+  if (ts_tcache.state == TS_TCACHE_ACTIVE) registry_add(&ts_tcache);
+}
+
 void ts_tcache_teardown(ts_tcache_t *tc) {
   if (tc->state != TS_TCACHE_ACTIVE) return;
+  registry_remove(tc);
   ts_tcache_flush_all(tc);
   for (unsigned c = 0; c < TS_NCLASSES; c++) tc->bins[c].cap = 0;
   ts_arena_release(tc->arena);

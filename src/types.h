@@ -235,7 +235,17 @@ enum ts_tcache_state_e {
   TS_TCACHE_DEAD,     /* torn down at thread exit: go straight to the arena */
 };
 
+/* Trimming an idle thread's cache from the purger thread (tcache.c), with
+ * no atomic read-modify-write on the owner's side: the owner raises in_op
+ * around every use of its cache and then reads trim; the purger raises
+ * trim, runs a process-wide memory barrier (membarrier), and touches the
+ * cache only if in_op is down.  After the barrier, either the purger sees
+ * in_op up or the owner sees trim up (and waits until it drops). */
 typedef struct ts_tcache_s {
+  _Atomic uint8_t in_op;     /* owner: inside a use of the cache */
+  _Atomic uint8_t trim;      /* purger: looking at or flushing the cache */
+  uint64_t idle_sig;         /* purger: the cache's state at the last tick */
+  struct ts_tcache_s *reg_prev, *reg_next; /* every live cache, for the purger */
   ts_tbin_t bins[TS_NCLASSES];
   ts_arena_t *arena;         /* the arena this thread is bound to */
   uint64_t last_gc_ns;       /* last trim of unused bins */

@@ -138,9 +138,8 @@ TS_TEST(deadline_returns_memory_without_calls) {
   size_t start = rss_bytes();
   fill(3);
   drain(0);
-  /* the thread cache still holds some blocks: give them back too, as a
-   * thread that exits or trims would */
-  ts_tcache_flush_all(&ts_tcache);
+  /* the blocks this thread's cache still holds come back too: the purger
+   * trims caches that stay unchanged for a tick */
   size_t t0 = rss_bytes(), t;
   int waited = 0;
   do {
@@ -151,6 +150,61 @@ TS_TEST(deadline_returns_memory_without_calls) {
   printf("  after free %zu KiB above start, after %d ms %zu KiB above start\n", (t0 - start) >> 10, waited,
          (t > start ? t - start : 0) >> 10);
   expect_true(t <= start + (16u << 20), "rss %zu KiB above start after %d ms", (t - start) >> 10, waited);
+}
+
+/* Idle thread caches are trimmed on the purger's clock: a thread that
+ * filled its cache and then makes no allocator call at all sees it
+ * flushed within two ticks (decay_ms), without any call of its own. */
+static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t idle_cond = PTHREAD_COND_INITIALIZER;
+static ts_tcache_t *idle_cache;
+static size_t idle_held;
+static bool idle_done;
+
+static void *idle_thread(void *arg) {
+  (void)arg;
+  enum { PER_CLASS = 40 };
+  static const size_t class_sizes[] = {16, 48, 128, 640, 2048, 9000};
+  void *p[PER_CLASS];
+  for (size_t k = 0; k < sizeof class_sizes / sizeof class_sizes[0]; k++) {
+    for (int i = 0; i < PER_CLASS; i++) p[i] = ts_malloc(class_sizes[k]);
+    for (int i = 0; i < PER_CLASS; i++) ts_free(p[i]);
+  }
+  ts_free(ts_malloc(100000)); /* a large run, cached too */
+  pthread_mutex_lock(&idle_lock);
+  idle_cache = &ts_tcache;
+  idle_held = ts_tcache_held_bytes(&ts_tcache);
+  pthread_cond_broadcast(&idle_cond);
+  while (!idle_done) pthread_cond_wait(&idle_cond, &idle_lock); /* idle: no allocator call */
+  pthread_mutex_unlock(&idle_lock);
+  return NULL;
+}
+
+TS_TEST(idle_thread_cache_is_trimmed) {
+  if (!ts_opt.background_thread) ts_skip("background_thread is off");
+  ts_free(ts_malloc(1u << 20)); /* leaves dirty pages: the purger runs */
+  pthread_t t;
+  assert_eq(pthread_create(&t, NULL, idle_thread, NULL), 0);
+  pthread_mutex_lock(&idle_lock);
+  while (!idle_cache) pthread_cond_wait(&idle_cond, &idle_lock);
+  pthread_mutex_unlock(&idle_lock);
+  expect_true(idle_held >= 100000, "the thread's cache holds %zu bytes", idle_held);
+  size_t held = idle_held;
+  int waited = 0;
+  while (held && waited < 3 * (int)ts_opt.decay_ms) {
+    sleep_ms(50);
+    waited += 50;
+    held = ts_tcache_held_bytes(idle_cache);
+  }
+  printf("  idle thread's cache: %zu bytes, %zu after %d ms\n", idle_held, held, waited);
+  expect_eq(held, 0);
+  expect_true(waited <= (int)ts_opt.decay_ms + 200, "trimmed after %d ms (decay_ms %llu)", waited,
+              (unsigned long long)ts_opt.decay_ms);
+  pthread_mutex_lock(&idle_lock);
+  idle_done = true;
+  pthread_cond_broadcast(&idle_cond);
+  pthread_mutex_unlock(&idle_lock);
+  pthread_join(t, NULL);
 }
 
 /* The cap: a burst of frees never leaves an arena more dirty pages than
@@ -231,6 +285,7 @@ int main(int argc, char **argv) {
   ts_run(ts_purge_returns_freed_memory);
   ts_run(ts_purge_bounds_rss_by_live);
   ts_run(deadline_returns_memory_without_calls);
+  ts_run(idle_thread_cache_is_trimmed);
   ts_run(mappings_stay_bounded);
   return ts_test_done();
 }
