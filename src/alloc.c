@@ -79,9 +79,10 @@ static TS_NOINLINE void *alloc_slow(size_t size) {
 void *ts_malloc(size_t size) {
   if (TS_LIKELY(size <= TS_SMALL_MAX)) {
     ts_tcache_t *tc = &ts_tcache;
-    ts_tbin_t *b = &tc->bins[ts_size_to_class(size)];
+    unsigned cls = ts_size_to_class(size);
     ts_tcache_enter(tc);
-    if (TS_LIKELY(b->head != NULL && !ts_tcache_trimmed(tc))) {
+    ts_tbin_t *b = ts_tcache_bins(tc) + cls;
+    if (TS_LIKELY(b->head != NULL)) {
       void *p = ts_tcache_pop(b);
       ts_tcache_leave(tc);
       return p;
@@ -155,9 +156,9 @@ void ts_free(void *p) {
     unsigned code = ts_chunk_codes(ts_chunk_of(p))[ts_chunk_page_of(p)];
     if (TS_LIKELY(code < TS_NCLASSES)) {
       ts_tcache_t *tc = &ts_tcache;
-      ts_tbin_t *b = &tc->bins[code];
       ts_tcache_enter(tc);
-      if (TS_LIKELY(b->count < b->cap && p != b->head && !ts_tcache_trimmed(tc))) {
+      ts_tbin_t *b = ts_tcache_bins(tc) + code;
+      if (TS_LIKELY(b->count < b->cap && p != b->head)) {
         ts_tcache_push(b, p);
         ts_tcache_leave(tc);
         return;

@@ -50,7 +50,7 @@ TS_INLINE unsigned ts_size_to_class_compute(size_t size) {
  * are random.  The table is filled by ts_sizeclass_init() before any thread
  * cache exists; until then it reads class 0, whose empty cache sends the
  * caller to the slow path, which computes. */
-#define TS_CLASS_LOOKUP_MAX 4096
+#define TS_CLASS_LOOKUP_MAX TS_SMALL_MAX
 extern uint8_t ts_class_lookup[(TS_CLASS_LOOKUP_MAX >> 4) + 1];
 TS_INLINE unsigned ts_size_to_class(size_t size) {
   if (TS_LIKELY(size <= TS_CLASS_LOOKUP_MAX)) return ts_class_lookup[(size + 15) >> 4];
@@ -155,16 +155,17 @@ TS_INLINE void ts_tcache_push(ts_tbin_t *b, void *p) {
   b->count++;
 }
 /* The owner's side of trimming (types.h, ts_tcache_s): a use of the cache
- * sits between ts_tcache_enter() and ts_tcache_leave(), and touches the
- * lists only if ts_tcache_trimmed() is false.  Plain stores and loads on
- * x86-64 and AArch64; the signal fence keeps the compiler from moving the
- * read of trim above the store to in_op. */
+ * sits between ts_tcache_enter() and ts_tcache_leave() and reaches the
+ * bins through ts_tcache_bins(), read after entering.  Plain stores and
+ * loads on x86-64 and AArch64; the signal fence keeps the compiler from
+ * moving the read of bins_ptr above the store to in_op. */
+extern const ts_tbin_t ts_tcache_trap[TS_NCLASSES];
 TS_INLINE void ts_tcache_enter(ts_tcache_t *tc) {
   atomic_store_explicit(&tc->in_op, 1, memory_order_relaxed);
   atomic_signal_fence(memory_order_seq_cst);
 }
-TS_INLINE bool ts_tcache_trimmed(ts_tcache_t *tc) {
-  return atomic_load_explicit(&tc->trim, memory_order_acquire) != 0;
+TS_INLINE ts_tbin_t *ts_tcache_bins(ts_tcache_t *tc) {
+  return atomic_load_explicit(&tc->bins_ptr, memory_order_acquire);
 }
 TS_INLINE void ts_tcache_leave(ts_tcache_t *tc) {
   atomic_store_explicit(&tc->in_op, 0, memory_order_release);

@@ -6,7 +6,7 @@
  * (2^k, 2^(k+1)], k = 7..14, eight classes 2^k + i * 2^(k-3), i = 1..8,
  * ending at 32 KiB.  ts_size_to_class_compute() (internal.h) computes the
  * class from the size with one count-leading-zeros; ts_size_to_class()
- * looks sizes up to 4 KiB up in ts_class_lookup, built from it here; the
+ * looks every small size up in ts_class_lookup (2 KiB), built from it here; the
  * table below is the inverse.  Worst-case waste: a request of 2^k + 1 bytes gets a class
  * 2^(k-3) larger, less than 1/8 of the request for every size above 128
  * bytes; at or below 128 bytes the 16-byte alignment makes the worst case

@@ -37,7 +37,14 @@
 
 #include <sched.h>
 
-__thread ts_tcache_t ts_tcache __attribute__((tls_model("initial-exec")));
+/* Every bin empty with capacity 0: a fast path that reaches it falls
+ * through to the slow path.  Never written. */
+const ts_tbin_t ts_tcache_trap[TS_NCLASSES];
+
+__thread ts_tcache_t ts_tcache __attribute__((tls_model("initial-exec"))) = {
+    .bins_ptr = (ts_tbin_t *)ts_tcache_trap};
+
+static ts_tbin_t *trap_bins(void) { return (ts_tbin_t *)ts_tcache_trap; }
 
 #define TS_TCACHE_CLASS_BYTES ((size_t)32 << 10)
 #define TS_TCACHE_MIN_SLOTS 4u
@@ -81,9 +88,9 @@ ts_tcache_t *ts_tcache_claim(void) {
   if (!tc) return NULL;
   for (;;) {
     ts_tcache_enter(tc);
-    if (!ts_tcache_trimmed(tc)) return tc;
+    if (ts_tcache_bins(tc) == tc->bins) return tc;
     ts_tcache_leave(tc);
-    while (ts_tcache_trimmed(tc)) sched_yield();
+    while (ts_tcache_bins(tc) != tc->bins) sched_yield();
   }
 }
 
@@ -101,6 +108,7 @@ void ts_tcache_setup(ts_tcache_t *tc) {
   tc->last_gc_ns = ts_os_now_ns();
   tc->idle_sig = 0;
   registry_add(tc);
+  atomic_store_explicit(&tc->bins_ptr, tc->bins, memory_order_release);
   tc->state = TS_TCACHE_ACTIVE;
   pthread_setspecific(ts_tcache_key, tc);
 }
@@ -215,7 +223,8 @@ static uint64_t tcache_signature(const ts_tcache_t *tc) {
 bool ts_tcache_trim_idle(void) {
   bool busy = false;
   pthread_mutex_lock(&registry_lock);
-  for (ts_tcache_t *tc = registry; tc; tc = tc->reg_next) atomic_store_explicit(&tc->trim, 1, memory_order_relaxed);
+  for (ts_tcache_t *tc = registry; tc; tc = tc->reg_next)
+    atomic_store_explicit(&tc->bins_ptr, trap_bins(), memory_order_relaxed);
   ts_os_barrier();
   for (ts_tcache_t *tc = registry; tc; tc = tc->reg_next) {
     if (atomic_load_explicit(&tc->in_op, memory_order_acquire)) {
@@ -230,7 +239,7 @@ bool ts_tcache_trim_idle(void) {
       }
       tc->idle_sig = sig;
     }
-    atomic_store_explicit(&tc->trim, 0, memory_order_release);
+    atomic_store_explicit(&tc->bins_ptr, tc->bins, memory_order_release);
   }
   pthread_mutex_unlock(&registry_lock);
   return busy;
@@ -259,8 +268,8 @@ void ts_tcache_postfork_child(void) {
 void ts_tcache_teardown(ts_tcache_t *tc) {
   if (tc->state != TS_TCACHE_ACTIVE) return;
   registry_remove(tc);
+  atomic_store_explicit(&tc->bins_ptr, trap_bins(), memory_order_relaxed);
   ts_tcache_flush_all(tc);
-  for (unsigned c = 0; c < TS_NCLASSES; c++) tc->bins[c].cap = 0;
   ts_arena_release(tc->arena);
   tc->state = TS_TCACHE_DEAD;
   ts_purge_kick();

@@ -221,7 +221,7 @@ struct ts_arena_s {
 typedef struct ts_tbin_s {
   void *head;      /* most recently freed object */
   uint32_t count;
-  uint32_t cap;    /* 0 until the cache is set up: the fast paths then fall through */
+  uint32_t cap;
 } ts_tbin_t;
 
 /* Thread caches also keep freed large runs of up to 64 pages (256 KiB),
@@ -236,17 +236,21 @@ enum ts_tcache_state_e {
 };
 
 /* Trimming an idle thread's cache from the purger thread (tcache.c), with
- * no atomic read-modify-write on the owner's side: the owner raises in_op
- * around every use of its cache and then reads trim; the purger raises
- * trim, runs a process-wide memory barrier (membarrier), and touches the
- * cache only if in_op is down.  After the barrier, either the purger sees
- * in_op up or the owner sees trim up (and waits until it drops). */
+ * no atomic read-modify-write on the owner's side.  The fast paths reach
+ * the bins through bins_ptr, which points at the thread's own bins, or at
+ * ts_tcache_trap (all empty, capacity 0: every call takes the slow path)
+ * before set-up, after teardown and while the purger works on the cache.
+ * The owner raises in_op around every use of its cache and reads bins_ptr
+ * after raising it; the purger points bins_ptr at the trap, runs a
+ * process-wide memory barrier (membarrier), and touches the bins only if
+ * in_op is down.  After the barrier, either the purger sees in_op up or the
+ * owner sees the trap (and its slow path waits until bins_ptr comes back). */
 typedef struct ts_tcache_s {
-  _Atomic uint8_t in_op;     /* owner: inside a use of the cache */
-  _Atomic uint8_t trim;      /* purger: looking at or flushing the cache */
+  ts_tbin_t *_Atomic bins_ptr; /* bins, or ts_tcache_trap */
+  _Atomic uint32_t in_op;    /* owner: inside a use of the cache */
+  ts_tbin_t bins[TS_NCLASSES];
   uint64_t idle_sig;         /* purger: the cache's state at the last tick */
   struct ts_tcache_s *reg_prev, *reg_next; /* every live cache, for the purger */
-  ts_tbin_t bins[TS_NCLASSES];
   ts_arena_t *arena;         /* the arena this thread is bound to */
   uint64_t last_gc_ns;       /* last trim of unused bins */
   uint8_t used[TS_NCLASSES]; /* bin ran empty since the last trim */
