@@ -4,8 +4,8 @@
  * class, in front of the arenas' bins.
  *
  * The cache lives in static TLS (ts_tcache, initial-exec model), so the
- * fast paths in alloc.c are a TLS-relative load, a compare and two stores:
- * no lock, no atomic, no call.  A bin's list is linked through the first
+ * fast paths in alloc.c are TLS-relative loads and stores: no lock, no
+ * atomic read-modify-write, no call.  A bin's list is linked through the first
  * word of its free objects (types.h: ts_tbin_s).
  *
  * Bounds: a class caches at most ts_tcache_cap_of(cls) objects: 32 KiB
