@@ -9,9 +9,10 @@
  *   decay_ms           0..3600000, default 1000: a freed page is returned to
  *                      the OS within this long (0: at once)
  *   dirty_max          bytes (suffix K, M or G) or a share of the arena's
- *                      live pages ("6%"); default 6.25%, and never below
- *                      16 MiB per arena: more dirty pages than this are
- *                      purged at once, without waiting for the deadline
+ *                      live pages ("6%"); default 6.25%.  A share never
+ *                      gives less than 32 MiB per arena; bytes are taken
+ *                      as given.  More dirty pages than this are purged
+ *                      at once, without waiting for the deadline
  *   background_thread  true/false (1/0, on/off), default true: a thread of
  *                      tessera's purges on the deadline even when the
  *                      program makes no further allocator calls
