@@ -66,17 +66,24 @@ size_t ts_slab_purge_free_pages(ts_chunk_t *chunk, ts_span_t *slab) {
   if (slab->npages < 2 || slab->nfree == 0) return 0;
   char *base = ts_slab_base(chunk, slab);
   size_t size = ts_class_size[slab->cls], purged = 0;
-  for (unsigned pg = 0; pg < slab->npages; pg++) {
-    if (slab->purged_pages & (1u << pg)) continue;
-    size_t lo = (size_t)pg << TS_PAGE_SHIFT, hi = lo + TS_PAGE_SIZE;
-    unsigned first = (unsigned)(lo / size), last = (unsigned)((hi - 1) / size);
-    bool all_free = true;
-    for (unsigned i = first; i <= last && i < slab->nobjs && all_free; i++)
-      all_free = (slab->freemap[i >> 6] >> (i & 63)) & 1;
-    if (!all_free) continue;
-    ts_os_purge(base + lo, TS_PAGE_SIZE);
-    slab->purged_pages |= (uint16_t)(1u << pg);
-    purged++;
+  unsigned run = 0; /* pages to purge that end at pg, purged with one call */
+  for (unsigned pg = 0; pg <= slab->npages; pg++) {
+    bool take = false;
+    if (pg < slab->npages && !(slab->purged_pages & (1u << pg))) {
+      size_t lo = (size_t)pg << TS_PAGE_SHIFT, hi = lo + TS_PAGE_SIZE;
+      unsigned first = (unsigned)(lo / size), last = (unsigned)((hi - 1) / size);
+      take = true;
+      for (unsigned i = first; i <= last && i < slab->nobjs && take; i++)
+        take = (slab->freemap[i >> 6] >> (i & 63)) & 1;
+    }
+    if (take) {
+      slab->purged_pages |= (uint16_t)(1u << pg);
+      run++;
+      continue;
+    }
+    if (run) ts_os_purge(base + ((size_t)(pg - run) << TS_PAGE_SHIFT), (size_t)run << TS_PAGE_SHIFT);
+    purged += run;
+    run = 0;
   }
   ts_pages_returned += purged;
   return purged;
