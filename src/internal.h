@@ -39,10 +39,10 @@ void ts_sizeclass_init(void);
 /* size -> class for size <= TS_SMALL_MAX (size 0 is class 0), by
  * arithmetic: one count-leading-zeros. */
 TS_INLINE unsigned ts_size_to_class_compute(size_t size) {
-  if (size <= 128) return size ? (unsigned)((size - 1) >> 4) : 0;
+  if (size <= 256) return size ? (unsigned)((size - 1) >> 4) : 0;
   size_t x = size - 1;
   unsigned k = 63u - (unsigned)__builtin_clzll((unsigned long long)x);
-  return 8u + (k - 7u) * TS_CLASSES_PER_DOUBLING + (unsigned)((x >> (k - 3u)) & 7u);
+  return 16u + (k - 8u) * TS_CLASSES_PER_DOUBLING + (unsigned)((x >> (k - 4u)) & 15u);
 }
 
 /* The same by table for sizes up to TS_CLASS_LOOKUP_MAX, indexed by 16-byte

@@ -60,16 +60,17 @@
 #define TS_ADDR_BITS 48
 #define TS_MAP_ENTRIES ((size_t)1 << (TS_ADDR_BITS - TS_CHUNK_SHIFT))
 
-/* Size classes (sizeclass.c): 16-byte steps up to 128 bytes, then 8 classes
- * per doubling up to 32 KiB, so a request above 128 bytes wastes less than
- * 1/8 of itself.  Classes are multiples of 16 so every object is 16-byte
- * aligned; below 128 bytes that alignment, not the class count, bounds the
- * waste (at most 15 bytes).  32 KiB is the largest slab class because above
- * it rounding to whole pages already wastes at most 4 KiB / 32 KiB = 12.5%. */
+/* Size classes (sizeclass.c): 16-byte steps up to 256 bytes, then 16
+ * classes per doubling up to 32 KiB, so a request above 256 bytes wastes
+ * less than 1/16 of itself, and one above 128 bytes less than 1/8.  Classes
+ * are multiples of 16 so every object is 16-byte aligned; that alignment is
+ * what bounds the steps below 256 bytes (at most 15 bytes of waste).  32 KiB
+ * is the largest slab class because above it rounding to whole pages
+ * already wastes at most 4 KiB / 32 KiB = 12.5%. */
 #define TS_MIN_ALIGN_BYTES 16
 #define TS_SMALL_MAX ((size_t)32768)
-#define TS_NCLASSES 72
-#define TS_CLASSES_PER_DOUBLING 8
+#define TS_NCLASSES 128
+#define TS_CLASSES_PER_DOUBLING 16
 
 /* Large requests (above TS_SMALL_MAX) get page runs inside chunks, up to
  * 2 MiB, half a chunk, so a chunk can always hold the largest run even
