@@ -202,6 +202,15 @@ void ts_purge_after_free(ts_arena_t *arena);      /* arena lock held: enforces t
 void ts_purge_kick(void);                         /* no lock held: make sure the purger runs */
 void ts_purge_postfork_child(void);
 
+/* ---- mesh.c: pages of chunks showing one shared physical page ---- */
+bool ts_mesh_usable(void);                         /* the file and the SIGSEGV handler are in place */
+uint32_t ts_mesh_share(void *dst);                 /* dst becomes shared; its file page or UINT32_MAX */
+void ts_mesh_merge(void *dst, uint32_t fpage, void *src, const uint64_t *used, size_t size, unsigned nobjs);
+void ts_mesh_privatize(void *page);                /* a private copy of what page shows */
+void ts_mesh_discard(void *page);                  /* a fresh private zero page */
+void ts_mesh_release(uint32_t fpage);              /* the file page is mapped nowhere now */
+uint32_t ts_mesh_shared_pages(void);
+
 /* ---- init.c ---- */
 extern atomic_int ts_init_state;                  /* 0 none, 1 running, 2 done */
 void ts_init_slow(void);

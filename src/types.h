@@ -212,6 +212,16 @@ struct ts_arena_s {
   ts_bin_t bins[TS_NCLASSES];
 };
 
+/* ---- Meshing (mesh.c) ---- */
+
+/* Shared pages meshing may use at once.  Each page that shows a shared
+ * page is a mapping of its own inside its chunk's (two more mappings), so
+ * this bounds what meshing adds to the process's mappings: a group of
+ * TS_MESH_GROUP_MAX pages per shared page, 2 mappings each, 40960 at most,
+ * under the kernel's default limit of 65530 (vm.max_map_count). */
+#define TS_MESH_MAX_SHARED 4096
+#define TS_MESH_GROUP_MAX 5
+
 /* ---- Thread caches ---- */
 
 /* A thread cache bin: a LIFO list of free objects linked through their

@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mesh.c: the page-level primitives of meshing: making two pages of
+ * tessera's chunks (at different addresses) show one physical page, and
+ * undoing that, while other threads may be reading and writing the objects
+ * on them.  (Mesh, PLDI 2019: two sparse slabs of one class whose objects
+ * sit at different offsets can share a page; the freed page goes back.)
+ *
+ * Shared pages come from one memfd, a page of the file per shared page;
+ * a page of a chunk is made to show it with mmap(MAP_SHARED | MAP_FIXED),
+ * which replaces the chunk's private page in one step.  A file page that
+ * nothing maps any more is punched out of the file (its memory is freed)
+ * and its offset reused.
+ *
+ * Write barrier: while a page's contents are copied, the page is made
+ * read-only, so that no write can land in the copy's source after it was
+ * read; a thread that writes to it takes SIGSEGV, and ts_mesh_segv() (ours,
+ * installed on first use, chaining to the handler it replaced) waits until
+ * the copy is done and returns, so the write is retried on the new mapping.
+ * Readers see the old page until the new mapping replaces it, with the same
+ * contents.  Invariants:
+ *   - at most TS_MESH_GUARDS pages are read-only at a time, all held by the
+ *     thread that holds mesh_lock, for the length of one copy and remap;
+ *   - a fault on a chunk page is ours only while a guard is up or just
+ *     after (the retry then succeeds); a second fault at the same address
+ *     with no guard raised since goes to the previous handler.
+ * Limits, documented in README: a system call that writes into a page
+ * during its copy (read(2) into a buffer there) fails with EFAULT instead
+ * of waiting; a program that installs its own SIGSEGV handler later turns
+ * meshing off (ts_mesh_usable() notices).
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define TS_MESH_GUARDS 2
+
+static pthread_mutex_t mesh_lock = PTHREAD_MUTEX_INITIALIZER;
+static int mesh_fd = -1;
+static uint32_t mesh_file_pages;                 /* the file's length in pages */
+static uint32_t mesh_free_offs[TS_MESH_MAX_SHARED]; /* punched-out pages to reuse */
+static uint32_t mesh_nfree;
+static uint32_t mesh_shared;                     /* file pages in use */
+
+static _Atomic uintptr_t mesh_guard[TS_MESH_GUARDS]; /* read-only pages, 0: none */
+static atomic_uint mesh_guard_epoch;             /* guards raised so far */
+static struct sigaction mesh_old_segv;
+static atomic_bool mesh_handler_on;
+
+static __thread uintptr_t segv_last_addr;
+static __thread unsigned segv_last_epoch;
+
+static bool guarded(uintptr_t page) {
+  for (unsigned i = 0; i < TS_MESH_GUARDS; i++)
+    if (atomic_load_explicit(&mesh_guard[i], memory_order_acquire) == page) return true;
+  return false;
+}
+
+static void segv_chain(int sig, siginfo_t *si, void *uc) {
+  if (mesh_old_segv.sa_flags & SA_SIGINFO) {
+    mesh_old_segv.sa_sigaction(sig, si, uc);
+  } else if (mesh_old_segv.sa_handler == SIG_DFL || mesh_old_segv.sa_handler == SIG_IGN) {
+    /* the fault repeats on return and takes the default action */
+    sigaction(SIGSEGV, &mesh_old_segv, NULL);
+  } else {
+    mesh_old_segv.sa_handler(sig);
+  }
+}
+
+static void ts_mesh_segv(int sig, siginfo_t *si, void *uc) {
+  uintptr_t addr = (uintptr_t)si->si_addr, page = addr & ~(uintptr_t)TS_PAGE_MASK;
+  if (si->si_code != SEGV_ACCERR || ts_window_kind(addr) != TS_WINDOW_CHUNK) {
+    segv_chain(sig, si, uc);
+    return;
+  }
+  unsigned epoch = atomic_load_explicit(&mesh_guard_epoch, memory_order_acquire);
+  if (!guarded(page) && addr == segv_last_addr && epoch == segv_last_epoch) {
+    segv_chain(sig, si, uc); /* not a guard of ours: a real fault */
+    return;
+  }
+  segv_last_addr = addr;
+  segv_last_epoch = epoch;
+  while (guarded(page)) sched_yield();
+}
+
+/* True if meshing may run: the file exists and our SIGSEGV handler is the
+ * one installed.  mesh_lock held. */
+static bool mesh_ready(void) {
+  if (mesh_fd < 0) {
+    mesh_fd = memfd_create("tessera-mesh", MFD_CLOEXEC);
+    if (mesh_fd < 0) return false;
+  }
+  struct sigaction cur;
+  if (!atomic_load(&mesh_handler_on)) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = ts_mesh_segv;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGSEGV, &sa, &mesh_old_segv) != 0) return false;
+    atomic_store(&mesh_handler_on, true);
+    return true;
+  }
+  if (sigaction(SIGSEGV, NULL, &cur) != 0) return false;
+  return (cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == ts_mesh_segv;
+}
+
+static void guard_up(unsigned slot, void *page) {
+  atomic_fetch_add_explicit(&mesh_guard_epoch, 1, memory_order_acq_rel);
+  atomic_store_explicit(&mesh_guard[slot], (uintptr_t)page, memory_order_release);
+  if (mprotect(page, TS_PAGE_SIZE, PROT_READ) != 0)
+    ts_fatal("mprotect(%p, PROT_READ) failed: errno %d", page, errno);
+}
+
+static void guard_down(unsigned slot) { atomic_store_explicit(&mesh_guard[slot], 0, memory_order_release); }
+
+/* A file page for a new shared page, or UINT32_MAX. */
+static uint32_t file_page_get(void) {
+  if (mesh_nfree) return mesh_free_offs[--mesh_nfree];
+  if (mesh_file_pages >= TS_MESH_MAX_SHARED) return UINT32_MAX;
+  if (ftruncate(mesh_fd, (off_t)(mesh_file_pages + 1) << TS_PAGE_SHIFT) != 0) return UINT32_MAX;
+  return mesh_file_pages++;
+}
+
+static void file_page_put(uint32_t fpage) {
+  fallocate(mesh_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)fpage << TS_PAGE_SHIFT, TS_PAGE_SIZE);
+  mesh_free_offs[mesh_nfree++] = fpage;
+  mesh_shared--;
+}
+
+static void map_shared_at(void *page, uint32_t fpage) {
+  void *p = mmap(page, TS_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, mesh_fd,
+                 (off_t)fpage << TS_PAGE_SHIFT);
+  if (p != page) ts_fatal("mmap(%p, shared page %u) failed: errno %d", page, fpage, errno);
+}
+
+bool ts_mesh_usable(void) {
+  pthread_mutex_lock(&mesh_lock);
+  bool ok = mesh_ready();
+  pthread_mutex_unlock(&mesh_lock);
+  return ok;
+}
+
+/* Makes the private page dst a shared page (same contents), and returns
+ * its file page, or UINT32_MAX if none is left. */
+uint32_t ts_mesh_share(void *dst) {
+  pthread_mutex_lock(&mesh_lock);
+  uint32_t fpage = UINT32_MAX;
+  if (mesh_ready() && (fpage = file_page_get()) != UINT32_MAX) {
+    mesh_shared++;
+    guard_up(0, dst);
+    if (pwrite(mesh_fd, dst, TS_PAGE_SIZE, (off_t)fpage << TS_PAGE_SHIFT) != (ssize_t)TS_PAGE_SIZE)
+      ts_fatal("pwrite(shared page %u) failed: errno %d", fpage, errno);
+    map_shared_at(dst, fpage);
+    guard_down(0);
+  }
+  pthread_mutex_unlock(&mesh_lock);
+  return fpage;
+}
+
+/* Copies the objects of src named by used (bit i: the object at i * size)
+ * into the shared page dst shows, at the same offsets, and makes src show
+ * it too; src's own page goes back to the kernel.  The caller guarantees
+ * those offsets are free in dst and stay untouched. */
+void ts_mesh_merge(void *dst, uint32_t fpage, void *src, const uint64_t *used, size_t size, unsigned nobjs) {
+  pthread_mutex_lock(&mesh_lock);
+  guard_up(1, src);
+  for (unsigned i = 0; i < nobjs; i++)
+    if ((used[i >> 6] >> (i & 63)) & 1) memcpy((char *)dst + (size_t)i * size, (char *)src + (size_t)i * size, size);
+  map_shared_at(src, fpage);
+  guard_down(1);
+  pthread_mutex_unlock(&mesh_lock);
+}
+
+/* Gives page (one that shows a shared page) a private copy of what it
+ * shows, in one step: readers never see anything else, writers wait. */
+void ts_mesh_privatize(void *page) {
+  pthread_mutex_lock(&mesh_lock);
+  void *tmp = mmap(NULL, TS_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (tmp == MAP_FAILED) ts_fatal("mmap(private page) failed: errno %d", errno);
+  guard_up(0, page);
+  memcpy(tmp, page, TS_PAGE_SIZE);
+  if (mremap(tmp, TS_PAGE_SIZE, TS_PAGE_SIZE, MREMAP_MAYMOVE | MREMAP_FIXED, page) != page)
+    ts_fatal("mremap(%p) failed: errno %d", page, errno);
+  guard_down(0);
+  pthread_mutex_unlock(&mesh_lock);
+}
+
+/* Replaces page with a fresh private zero page, dropping what it showed. */
+void ts_mesh_discard(void *page) {
+  void *p = mmap(page, TS_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+  if (p != page) ts_fatal("mmap(%p, private) failed: errno %d", page, errno);
+}
+
+/* Frees a file page nothing maps any more. */
+void ts_mesh_release(uint32_t fpage) {
+  pthread_mutex_lock(&mesh_lock);
+  file_page_put(fpage);
+  pthread_mutex_unlock(&mesh_lock);
+}
+
+uint32_t ts_mesh_shared_pages(void) {
+  pthread_mutex_lock(&mesh_lock);
+  uint32_t n = mesh_shared;
+  pthread_mutex_unlock(&mesh_lock);
+  return n;
+}
