@@ -93,9 +93,135 @@ unsigned ts_bin_fill(ts_arena_t *arena, unsigned cls, void **out, unsigned want)
   return n;
 }
 
+/* ---- Meshing (mesh.c has the page primitives) ---- */
+
+/* The slab's used objects, as a bitmap. */
+static void slab_used(const ts_span_t *s, uint64_t *used) {
+  for (unsigned w = 0; w < TS_SLAB_MAP_WORDS; w++) used[w] = ~s->freemap[w];
+  for (unsigned i = s->nobjs; i < TS_SLAB_MAP_WORDS * 64; i++) used[i >> 6] &= ~(1ull << (i & 63));
+}
+
+static bool slab_disjoint(const uint64_t *a, const uint64_t *b) {
+  for (unsigned w = 0; w < TS_SLAB_MAP_WORDS; w++)
+    if (a[w] & b[w]) return false;
+  return true;
+}
+
+/* Meshes slab src into slab dst (both 1-page slabs of the bin, with no
+ * object at the same offset): dst's page becomes shared if it is not yet,
+ * src's objects are copied into it and src's page shows it too; src's
+ * page is then a page of dst's (code TS_PAGE_MESHED).  False if no shared
+ * page or group was left. */
+static bool bin_mesh_pair(ts_bin_t *bin, ts_span_t *dst, ts_span_t *src, const uint64_t *src_used) {
+  ts_chunk_t *dc = ts_chunk_of(dst), *sc = ts_chunk_of(src);
+  void *dpage = ts_slab_base(dc, dst), *spage = ts_slab_base(sc, src);
+  if (!dst->mesh) {
+    unsigned g = ts_mesh_group_new();
+    if (!g) return false;
+    uint32_t f = ts_mesh_share(dpage);
+    if (f == UINT32_MAX) {
+      ts_mesh_group_free(g);
+      return false;
+    }
+    ts_mesh_group_t *grp = ts_mesh_group(g);
+    grp->dst = dpage;
+    grp->fpage = f;
+    grp->nalias = 0;
+    dst->mesh = (uint16_t)g;
+  }
+  ts_mesh_group_t *grp = ts_mesh_group(dst->mesh);
+  ts_mesh_merge(dpage, grp->fpage, spage, src_used, ts_class_size[dst->cls], dst->nobjs);
+  for (unsigned w = 0; w < TS_SLAB_MAP_WORDS; w++) dst->freemap[w] &= ~src_used[w];
+  dst->nfree = (uint16_t)(dst->nfree - (src->nobjs - src->nfree));
+  bin_unlink(bin, src);
+  bin->slabs--;
+  unsigned sp = (unsigned)(src - sc->spans);
+  src->next = dst;
+  ts_chunk_codes(sc)[sp] = TS_PAGE_MESHED;
+  grp->alias[grp->nalias++] = spage;
+  bin_relist(bin, dst);
+  return true;
+}
+
+/* Undoes a mesh group whose slab just emptied: every page gets a fresh
+ * private page, the pages meshed into it go back to the arena, the shared
+ * page is freed. */
+static void bin_unmesh(ts_span_t *dst) {
+  ts_mesh_group_t *grp = ts_mesh_group(dst->mesh);
+  for (unsigned i = 0; i < grp->nalias; i++) {
+    void *a = grp->alias[i];
+    ts_chunk_t *ac = ts_chunk_of(a);
+    unsigned ap = ts_chunk_page_of(a);
+    ts_mesh_discard(a);
+    ts_chunk_codes(ac)[ap] = dst->cls;
+    ts_arena_run_free(ac, ap);
+  }
+  ts_mesh_discard(grp->dst);
+  if (grp->fpage != TS_MESH_PRIVATE) ts_mesh_release(grp->fpage);
+  ts_mesh_group_free(dst->mesh);
+  dst->mesh = 0;
+}
+
+/* How many sparse slabs one meshing pass looks at per bin: the pairs it
+ * tries grow as its square. */
+#define TS_MESH_CANDIDATES 2048
+
+/* Meshes the bin's sparse 1-page slabs (less than half used) in pairs with
+ * disjoint objects; returns the pages given back. */
+size_t ts_bin_mesh(ts_arena_t *arena, unsigned cls) {
+  if (ts_class_slab_pages[cls] != 1) return 0;
+  ts_bin_t *bin = &arena->bins[cls];
+  static pthread_mutex_t pass_lock = PTHREAD_MUTEX_INITIALIZER; /* one pass at a time uses: */
+  static ts_span_t *cand[TS_MESH_CANDIDATES];
+  static uint64_t used[TS_MESH_CANDIDATES][TS_SLAB_MAP_WORDS];
+  size_t merged = 0;
+  pthread_mutex_lock(&pass_lock);
+  pthread_mutex_lock(&bin->lock);
+  unsigned n = 0;
+  for (unsigned l = 0; l < 2 && n < TS_MESH_CANDIDATES; l++)
+    for (ts_span_t *s = bin->lists[l]; s && n < TS_MESH_CANDIDATES; s = s->next) {
+      if (s->mesh && ts_mesh_group(s->mesh)->fpage == TS_MESH_PRIVATE) continue;
+      slab_used(s, used[n]);
+      cand[n++] = s;
+    }
+  if (n >= 2 && ts_mesh_usable()) {
+    for (unsigned i = 0; i < n; i++) {
+      ts_span_t *src = cand[i];
+      if (!src || src->mesh) continue; /* gone, or holds a group */
+      for (unsigned j = 0; j < n; j++) {
+        ts_span_t *dst = cand[j];
+        if (j == i || !dst || (dst->mesh && ts_mesh_group(dst->mesh)->nalias >= TS_MESH_GROUP_MAX - 1)) continue;
+        if (!slab_disjoint(used[i], used[j])) continue;
+        if (!bin_mesh_pair(bin, dst, src, used[i])) goto done;
+        for (unsigned w = 0; w < TS_SLAB_MAP_WORDS; w++) used[j][w] |= used[i][w];
+        cand[i] = NULL;
+        merged++;
+        break;
+      }
+    }
+  }
+done:
+  pthread_mutex_unlock(&bin->lock);
+  pthread_mutex_unlock(&pass_lock);
+  return merged;
+}
+
+/* The slab p belongs to: its page's, or for a page meshed into another
+ * slab, that slab (in *chunk, updated). */
+static ts_span_t *bin_slab_of(ts_chunk_t **chunk, void *p) {
+  ts_chunk_t *c = *chunk;
+  unsigned page = ts_chunk_page_of(p);
+  if (ts_chunk_codes(c)[page] == TS_PAGE_MESHED) {
+    ts_span_t *dst = c->spans[page].next;
+    *chunk = ts_chunk_of(dst);
+    return dst;
+  }
+  return &c->spans[c->page_head[page]];
+}
+
 /* Returns one object to its slab; the caller holds the slab's bin lock. */
 static void bin_put(ts_bin_t *bin, ts_chunk_t *chunk, void *p) {
-  ts_span_t *s = &chunk->spans[chunk->page_head[ts_chunk_page_of(p)]];
+  ts_span_t *s = bin_slab_of(&chunk, p);
   int r = ts_slab_put(chunk, s, p);
   if (TS_UNLIKELY(r < 0)) {
     pthread_mutex_unlock(&bin->lock);
@@ -104,6 +230,7 @@ static void bin_put(ts_bin_t *bin, ts_chunk_t *chunk, void *p) {
   }
   if (s->nfree == s->nobjs) {
     bin_unlink(bin, s);
+    if (s->mesh) bin_unmesh(s);
     if (!bin->spare) {
       bin->spare = s;
     } else {

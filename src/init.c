@@ -29,6 +29,7 @@ static void init_thread_exit(void *arg) { ts_tcache_teardown(arg); }
 static void init_prefork(void) {
   ts_tcache_prefork();
   ts_arena_prefork();
+  ts_mesh_prefork();
 }
 static void init_postfork_parent(void) {
   ts_arena_postfork_parent();
@@ -37,6 +38,7 @@ static void init_postfork_parent(void) {
 static void init_postfork_child(void) {
   ts_arena_postfork_child();
   ts_tcache_postfork_child();
+  ts_mesh_postfork_child();
   ts_purge_postfork_child();
   if (ts_tcache.state == TS_TCACHE_ACTIVE)
     atomic_fetch_add_explicit(&ts_tcache.arena->xthreads, 1, memory_order_relaxed);

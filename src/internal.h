@@ -115,6 +115,7 @@ void ts_bin_init(ts_bin_t *bin);
 unsigned ts_bin_fill(ts_arena_t *arena, unsigned cls, void **out, unsigned want);
 void ts_bin_flush(unsigned cls, void **ptrs, unsigned n);
 unsigned ts_bin_list_of(unsigned nfree, unsigned nobjs);
+size_t ts_bin_mesh(ts_arena_t *arena, unsigned cls);      /* purger: meshes sparse 1-page slabs */
 void ts_bin_release_spare(ts_arena_t *arena, unsigned cls);
 size_t ts_bin_purge_pages(ts_arena_t *arena, unsigned cls);
 
@@ -192,6 +193,7 @@ typedef struct ts_options_s {
   uint64_t dirty_max_bytes;   /* cap on dirty pages per arena, bytes (0: use the share) */
   uint32_t dirty_max_share;   /* cap as a share of the arena's active pages, in 1/1024 */
   bool background_thread;     /* purge on the deadline from a thread of ours */
+  bool mesh;                  /* the purger meshes sparse 1-page slabs */
 } ts_options_t;
 extern ts_options_t ts_opt;
 void ts_options_init(void);
@@ -200,6 +202,7 @@ void ts_options_init(void);
 size_t ts_purge_dirty_pages(void);               /* over all arenas; takes their locks */
 void ts_purge_after_free(ts_arena_t *arena);      /* arena lock held: enforces the dirty cap */
 void ts_purge_kick(void);                         /* no lock held: make sure the purger runs */
+size_t ts_purge_mesh(void);                       /* purger only: mesh sparse slabs; pages given back */
 void ts_purge_postfork_child(void);
 
 /* ---- mesh.c: pages of chunks showing one shared physical page ---- */
@@ -210,6 +213,11 @@ void ts_mesh_privatize(void *page);                /* a private copy of what pag
 void ts_mesh_discard(void *page);                  /* a fresh private zero page */
 void ts_mesh_release(uint32_t fpage);              /* the file page is mapped nowhere now */
 uint32_t ts_mesh_shared_pages(void);
+unsigned ts_mesh_group_new(void);                  /* a group index, 0 if none is left */
+ts_mesh_group_t *ts_mesh_group(unsigned g);
+void ts_mesh_group_free(unsigned g);
+void ts_mesh_prefork(void);                        /* every bin lock held: private copies for the fork */
+void ts_mesh_postfork_child(void);
 
 /* ---- init.c ---- */
 extern atomic_int ts_init_state;                  /* 0 none, 1 running, 2 done */

@@ -32,6 +32,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -210,4 +211,61 @@ uint32_t ts_mesh_shared_pages(void) {
   uint32_t n = mesh_shared;
   pthread_mutex_unlock(&mesh_lock);
   return n;
+}
+
+/* ---- mesh groups ---- */
+
+static ts_mesh_group_t mesh_groups[TS_MESH_MAX_SHARED + 1]; /* [0] unused */
+static uint16_t mesh_group_free[TS_MESH_MAX_SHARED];
+static uint32_t mesh_group_nfree, mesh_group_next = 1;
+
+unsigned ts_mesh_group_new(void) {
+  pthread_mutex_lock(&mesh_lock);
+  unsigned g = 0;
+  if (mesh_group_nfree) g = mesh_group_free[--mesh_group_nfree];
+  else if (mesh_group_next <= TS_MESH_MAX_SHARED) g = mesh_group_next++;
+  if (g) memset(&mesh_groups[g], 0, sizeof mesh_groups[g]);
+  pthread_mutex_unlock(&mesh_lock);
+  return g;
+}
+
+ts_mesh_group_t *ts_mesh_group(unsigned g) { return &mesh_groups[g]; }
+
+void ts_mesh_group_free(unsigned g) {
+  pthread_mutex_lock(&mesh_lock);
+  mesh_groups[g].dst = NULL;
+  mesh_group_free[mesh_group_nfree++] = (uint16_t)g;
+  pthread_mutex_unlock(&mesh_lock);
+}
+
+/* Fork: a child must not share pages with its parent, and what it copies
+ * must be what the pages held at the fork.  So before the fork every page
+ * of every group gets a private copy (the caller holds every bin lock, so
+ * no group changes meanwhile); the groups stay, private, until their slab
+ * empties, and take no more pages. */
+void ts_mesh_prefork(void) {
+  for (uint32_t g = 1; g < mesh_group_next; g++) {
+    ts_mesh_group_t *grp = &mesh_groups[g];
+    if (!grp->dst || grp->fpage == TS_MESH_PRIVATE) continue;
+    ts_mesh_privatize(grp->dst);
+    for (unsigned i = 0; i < grp->nalias; i++) ts_mesh_privatize(grp->alias[i]);
+    ts_mesh_release(grp->fpage);
+    grp->fpage = TS_MESH_PRIVATE;
+  }
+}
+
+/* The file is the parent's: the child makes its own if it meshes. */
+void ts_mesh_postfork_child(void) {
+  pthread_mutex_init(&mesh_lock, NULL);
+  if (mesh_fd >= 0) close(mesh_fd);
+  mesh_fd = -1;
+  mesh_file_pages = 0;
+  mesh_nfree = 0;
+  mesh_shared = 0;
+}
+__attribute__((destructor)) static void dbg_mesh(void) {
+  if (!getenv("TS_MESH_DEBUG")) return;
+  unsigned groups = 0, aliases = 0, full = 0;
+  for (uint32_t g = 1; g < mesh_group_next; g++) if (mesh_groups[g].dst) { groups++; aliases += mesh_groups[g].nalias; full += mesh_groups[g].nalias == TS_MESH_GROUP_MAX - 1; }
+  ts_message("mesh: %u groups, %u aliases, %u full, shared %u", groups, aliases, full, mesh_shared);
 }

@@ -13,6 +13,8 @@
  *                      gives less than 32 MiB per arena; bytes are taken
  *                      as given.  More dirty pages than this are purged
  *                      at once, without waiting for the deadline
+ *   mesh               true/false, default false: the purger meshes sparse
+ *                      one-page slabs of a class (mesh.c, bin.c)
  *   background_thread  true/false (1/0, on/off), default true: a thread of
  *                      tessera's purges on the deadline even when the
  *                      program makes no further allocator calls
@@ -27,6 +29,7 @@ ts_options_t ts_opt = {
     .dirty_max_bytes = 0,
     .dirty_max_share = 64, /* 6.25% of 1024 */
     .background_thread = true,
+    .mesh = false,
 };
 
 static bool opt_key_is(const char *k, size_t klen, const char *name) {
@@ -93,6 +96,10 @@ static void opt_apply(const char *k, size_t klen, const char *v, size_t vlen) {
     bool b;
     if (!opt_bool(v, vlen, &b)) return opt_warn(k, klen, "not true or false");
     ts_opt.background_thread = b;
+  } else if (opt_key_is(k, klen, "mesh")) {
+    bool b;
+    if (!opt_bool(v, vlen, &b)) return opt_warn(k, klen, "not true or false");
+    ts_opt.mesh = b;
   } else {
     opt_warn(k, klen, "unknown option");
   }

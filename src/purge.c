@@ -86,6 +86,15 @@ static void purge_release_spares(ts_arena_t *arena) {
   }
 }
 
+/* Meshes every bin's sparse 1-page slabs (option mesh); the purger's. */
+size_t ts_purge_mesh(void) {
+  size_t n = 0;
+  if (!ts_opt.mesh) return 0;
+  for (unsigned i = 0; i < ts_narenas; i++)
+    for (unsigned c = 0; c < TS_NCLASSES; c++) n += ts_bin_mesh(&ts_arenas[i], c);
+  return n;
+}
+
 /* One tick: spares out, old dirty pages purged, young ones aged.  Returns
  * the dirty pages left. */
 static size_t purge_tick(void) {
@@ -122,7 +131,8 @@ static void *purger_main(void *arg) {
     while (nanosleep(&ts, &ts) != 0) {
     }
     bool caches_busy = trim_caches && ts_tcache_trim_idle();
-    idle = purge_tick() || caches_busy ? 0 : idle + 1;
+    size_t meshed = ts_purge_mesh();
+    idle = purge_tick() || caches_busy || meshed ? 0 : idle + 1;
     if (idle < 2) continue;
     /* Nothing to do: sleep until a free leaves dirty pages.  The flag is
      * raised before the last look at the arenas, and a free adds its dirty

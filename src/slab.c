@@ -89,10 +89,12 @@ size_t ts_slab_purge_free_pages(ts_chunk_t *chunk, ts_span_t *slab) {
   return purged;
 }
 
+/* p may lie in the slab or, for a meshed 1-page slab, in a page meshed
+ * into it (mesh.c): the offset in the page names the object. */
 int ts_slab_put(ts_chunk_t *chunk, ts_span_t *slab, void *p) {
   char *base = ts_slab_base(chunk, slab);
   unsigned cls = slab->cls;
-  size_t off = (size_t)((char *)p - base);
+  size_t off = slab->npages == 1 ? ((uintptr_t)p & TS_PAGE_MASK) : (size_t)((char *)p - base);
   unsigned i = (unsigned)((off * ts_class_div_mul[cls]) >> 32);
   if (TS_UNLIKELY((size_t)i * ts_class_size[cls] != off || i >= slab->nobjs)) return -1;
   uint64_t bit = 1ull << (i & 63);

@@ -99,6 +99,8 @@ enum ts_window_kind_e {
 /* Per-page codes of a chunk (ts_chunk_codes()).  Values below TS_NCLASSES are the
  * size class of a slab page, which is all the free fast path needs. */
 enum ts_page_code_e {
+  TS_PAGE_MESHED = 0xFB,  /* a 1-page slab meshed into another: spans[p].next is that slab,
+                             spans[p].cls the class */
   TS_PAGE_CACHED = 0xFC,  /* first page of a large run held in a thread cache */
   TS_PAGE_LARGE = 0xFD,   /* first page of a large run */
   TS_PAGE_META = 0xFE,    /* chunk header */
@@ -128,7 +130,7 @@ typedef struct ts_span_s {
   uint16_t nfree;         /* free objects in the slab */
   uint16_t nobjs;         /* objects the slab holds */
   uint16_t purged_pages;  /* slab: bit i set, page i holds only free objects and was purged */
-  uint16_t pad2_;
+  uint16_t mesh;          /* slab: its mesh group (mesh.c), 0 if none */
   uint32_t size_bytes;    /* large: bytes the caller may use (npages pages) */
   uint64_t freemap[TS_SLAB_MAP_WORDS]; /* bit i set: object i is free */
 } ts_span_t;
@@ -220,7 +222,19 @@ struct ts_arena_s {
  * TS_MESH_GROUP_MAX pages per shared page, 2 mappings each, 40960 at most,
  * under the kernel's default limit of 65530 (vm.max_map_count). */
 #define TS_MESH_MAX_SHARED 4096
-#define TS_MESH_GROUP_MAX 5
+#define TS_MESH_GROUP_MAX 9
+
+/* A mesh group: a slab (dst) and the pages of the slabs meshed into it
+ * (aliases), which all show one shared page (file page fpage), or, after a
+ * fork gave each its own copy, TS_MESH_PRIVATE.  Guarded by the bin lock of
+ * the dst slab's class and arena. */
+#define TS_MESH_PRIVATE UINT32_MAX
+typedef struct ts_mesh_group_s {
+  void *dst;                            /* the slab's page */
+  uint32_t fpage;
+  uint32_t nalias;
+  void *alias[TS_MESH_GROUP_MAX - 1];
+} ts_mesh_group_t;
 
 /* ---- Thread caches ---- */
 

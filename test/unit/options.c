@@ -23,18 +23,20 @@ static void parse(const char *conf, char *err, size_t cap) {
   close(fds[0]);
 }
 
-static const ts_options_t defaults = {1000, 0, 64, true};
+static const ts_options_t defaults = {1000, 0, 64, true, false};
 
 TS_TEST(defaults_are_documented) {
   expect_eq(ts_opt.decay_ms, 1000);
   expect_eq(ts_opt.dirty_max_bytes, 0);
   expect_eq(ts_opt.dirty_max_share, 64);
   expect_true(ts_opt.background_thread);
+  expect_true(!ts_opt.mesh);
 }
 
 TS_TEST(good_values) {
   char err[512];
-  parse("decay_ms:250,dirty_max:64M,background_thread:off", err, sizeof err);
+  parse("decay_ms:250,dirty_max:64M,background_thread:off,mesh:on", err, sizeof err);
+  expect_true(ts_opt.mesh);
   expect_eq(ts_opt.decay_ms, 250);
   expect_eq(ts_opt.dirty_max_bytes, 64u << 20);
   expect_true(!ts_opt.background_thread);
