@@ -17,6 +17,8 @@
  */
 #include "internal.h"
 
+#include <string.h>
+
 void ts_bin_init(ts_bin_t *bin) {
   pthread_mutex_init(&bin->lock, NULL);
   for (unsigned i = 0; i < TS_BIN_LISTS; i++) bin->lists[i] = NULL;
@@ -115,12 +117,13 @@ static bool slab_disjoint(const uint64_t *a, const uint64_t *b) {
 static bool bin_mesh_pair(ts_bin_t *bin, ts_span_t *dst, ts_span_t *src, const uint64_t *src_used) {
   ts_chunk_t *dc = ts_chunk_of(dst), *sc = ts_chunk_of(src);
   void *dpage = ts_slab_base(dc, dst), *spage = ts_slab_base(sc, src);
+  if (!ts_mesh_reserve(dst->mesh ? 1 : 2)) return false;
   if (!dst->mesh) {
     unsigned g = ts_mesh_group_new();
-    if (!g) return false;
-    uint32_t f = ts_mesh_share(dpage);
+    uint32_t f = g ? ts_mesh_share(dpage) : UINT32_MAX;
     if (f == UINT32_MAX) {
-      ts_mesh_group_free(g);
+      if (g) ts_mesh_group_free(g);
+      ts_mesh_unreserve(2);
       return false;
     }
     ts_mesh_group_t *grp = ts_mesh_group(g);
@@ -158,6 +161,7 @@ static void bin_unmesh(ts_span_t *dst) {
   }
   ts_mesh_discard(grp->dst);
   if (grp->fpage != TS_MESH_PRIVATE) ts_mesh_release(grp->fpage);
+  ts_mesh_unreserve(1 + grp->nalias);
   ts_mesh_group_free(dst->mesh);
   dst->mesh = 0;
 }
@@ -166,14 +170,18 @@ static void bin_unmesh(ts_span_t *dst) {
  * tries grow as its square. */
 #define TS_MESH_CANDIDATES 2048
 
-/* Meshes the bin's sparse 1-page slabs (less than half used) in pairs with
- * disjoint objects; returns the pages given back. */
+/* Meshes the bin's sparse 1-page slabs (less than half used) with disjoint
+ * objects: the sparsest first, each into the fullest slab it fits, so that
+ * groups fill up and the fewest shared pages hold them; returns the pages
+ * given back. */
 size_t ts_bin_mesh(ts_arena_t *arena, unsigned cls) {
   if (ts_class_slab_pages[cls] != 1) return 0;
   ts_bin_t *bin = &arena->bins[cls];
   static pthread_mutex_t pass_lock = PTHREAD_MUTEX_INITIALIZER; /* one pass at a time uses: */
   static ts_span_t *cand[TS_MESH_CANDIDATES];
   static uint64_t used[TS_MESH_CANDIDATES][TS_SLAB_MAP_WORDS];
+  static uint16_t order[TS_MESH_CANDIDATES];
+  static uint16_t count[TS_SLAB_MAX_OBJS + 2];
   size_t merged = 0;
   pthread_mutex_lock(&pass_lock);
   pthread_mutex_lock(&bin->lock);
@@ -185,10 +193,18 @@ size_t ts_bin_mesh(ts_arena_t *arena, unsigned cls) {
       cand[n++] = s;
     }
   if (n >= 2 && ts_mesh_usable()) {
-    for (unsigned i = 0; i < n; i++) {
+    /* order[]: candidates by objects used, fewest first (a counting sort:
+     * qsort may allocate) */
+    memset(count, 0, sizeof count);
+    for (unsigned i = 0; i < n; i++) count[cand[i]->nobjs - cand[i]->nfree + 1]++;
+    for (unsigned k = 1; k < TS_SLAB_MAX_OBJS + 2; k++) count[k] += count[k - 1];
+    for (unsigned i = 0; i < n; i++) order[count[cand[i]->nobjs - cand[i]->nfree]++] = (uint16_t)i;
+    for (unsigned a = 0; a < n; a++) {
+      unsigned i = order[a];
       ts_span_t *src = cand[i];
-      if (!src || src->mesh) continue; /* gone, or holds a group */
-      for (unsigned j = 0; j < n; j++) {
+      if (!src || src->mesh) continue; /* merged already, or holds a group */
+      for (unsigned b = n; b-- > 0;) {
+        unsigned j = order[b];
         ts_span_t *dst = cand[j];
         if (j == i || !dst || (dst->mesh && ts_mesh_group(dst->mesh)->nalias >= TS_MESH_GROUP_MAX - 1)) continue;
         if (!slab_disjoint(used[i], used[j])) continue;

@@ -213,6 +213,9 @@ void ts_mesh_privatize(void *page);                /* a private copy of what pag
 void ts_mesh_discard(void *page);                  /* a fresh private zero page */
 void ts_mesh_release(uint32_t fpage);              /* the file page is mapped nowhere now */
 uint32_t ts_mesh_shared_pages(void);
+bool ts_mesh_reserve(unsigned pages);               /* pages into groups: false over TS_MESH_MAX_PAGES */
+void ts_mesh_unreserve(unsigned pages);
+uint32_t ts_mesh_group_pages(void);                /* pages in mesh groups */
 unsigned ts_mesh_group_new(void);                  /* a group index, 0 if none is left */
 ts_mesh_group_t *ts_mesh_group(unsigned g);
 void ts_mesh_group_free(unsigned g);

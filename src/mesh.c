@@ -32,7 +32,6 @@
 #include "internal.h"
 
 #include <errno.h>
-#include <stdlib.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -48,6 +47,7 @@ static uint32_t mesh_file_pages;                 /* the file's length in pages *
 static uint32_t mesh_free_offs[TS_MESH_MAX_SHARED]; /* punched-out pages to reuse */
 static uint32_t mesh_nfree;
 static uint32_t mesh_shared;                     /* file pages in use */
+static uint32_t mesh_pages;                      /* pages in mesh groups, <= TS_MESH_MAX_PAGES */
 
 static _Atomic uintptr_t mesh_guard[TS_MESH_GUARDS]; /* read-only pages, 0: none */
 static atomic_uint mesh_guard_epoch;             /* guards raised so far */
@@ -206,6 +206,29 @@ void ts_mesh_release(uint32_t fpage) {
   pthread_mutex_unlock(&mesh_lock);
 }
 
+/* Counts pages going into mesh groups against TS_MESH_MAX_PAGES; false
+ * if they do not fit. */
+bool ts_mesh_reserve(unsigned pages) {
+  pthread_mutex_lock(&mesh_lock);
+  bool ok = mesh_pages + pages <= TS_MESH_MAX_PAGES;
+  if (ok) mesh_pages += pages;
+  pthread_mutex_unlock(&mesh_lock);
+  return ok;
+}
+
+void ts_mesh_unreserve(unsigned pages) {
+  pthread_mutex_lock(&mesh_lock);
+  mesh_pages -= pages;
+  pthread_mutex_unlock(&mesh_lock);
+}
+
+uint32_t ts_mesh_group_pages(void) {
+  pthread_mutex_lock(&mesh_lock);
+  uint32_t n = mesh_pages;
+  pthread_mutex_unlock(&mesh_lock);
+  return n;
+}
+
 uint32_t ts_mesh_shared_pages(void) {
   pthread_mutex_lock(&mesh_lock);
   uint32_t n = mesh_shared;
@@ -262,10 +285,4 @@ void ts_mesh_postfork_child(void) {
   mesh_file_pages = 0;
   mesh_nfree = 0;
   mesh_shared = 0;
-}
-__attribute__((destructor)) static void dbg_mesh(void) {
-  if (!getenv("TS_MESH_DEBUG")) return;
-  unsigned groups = 0, aliases = 0, full = 0;
-  for (uint32_t g = 1; g < mesh_group_next; g++) if (mesh_groups[g].dst) { groups++; aliases += mesh_groups[g].nalias; full += mesh_groups[g].nalias == TS_MESH_GROUP_MAX - 1; }
-  ts_message("mesh: %u groups, %u aliases, %u full, shared %u", groups, aliases, full, mesh_shared);
 }
