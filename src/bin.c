@@ -166,12 +166,17 @@ static void bin_unmesh(ts_span_t *dst) {
   dst->mesh = 0;
 }
 
-/* How many sparse slabs one meshing pass looks at per bin: the pairs it
- * tries grow as its square. */
+/* How many sparse slabs one meshing pass looks at per bin, and how many
+ * pairs it may try (each a compare of two 32-byte bitmaps): at most a few
+ * milliseconds of the purger's time per bin and tick.  Without the cap, a
+ * heap whose slabs were all a quarter full (the redis-like pattern) spent
+ * 0.4 s of its 1 s run trying pairs that never fit. */
 #define TS_MESH_CANDIDATES 2048
+#define TS_MESH_TRIES 262144
 
-/* Meshes the bin's sparse 1-page slabs (less than half used) with disjoint
- * objects: the sparsest first, each into the fullest slab it fits, so that
+/* Meshes the bin's sparse 1-page slabs (less than a quarter used) into
+ * others up to half used whose objects sit at other offsets: the sparsest
+ * first, each into the fullest slab it fits, so that
  * groups fill up and the fewest shared pages hold them; returns the pages
  * given back. */
 size_t ts_bin_mesh(ts_arena_t *arena, unsigned cls) {
@@ -186,7 +191,7 @@ size_t ts_bin_mesh(ts_arena_t *arena, unsigned cls) {
   pthread_mutex_lock(&pass_lock);
   pthread_mutex_lock(&bin->lock);
   unsigned n = 0;
-  for (unsigned l = 0; l < 2 && n < TS_MESH_CANDIDATES; l++)
+  for (unsigned l = 0; l < 2; l++) /* slabs up to half used; only the sparser quarter moves */
     for (ts_span_t *s = bin->lists[l]; s && n < TS_MESH_CANDIDATES; s = s->next) {
       if (s->mesh && ts_mesh_group(s->mesh)->fpage == TS_MESH_PRIVATE) continue;
       slab_used(s, used[n]);
@@ -199,11 +204,12 @@ size_t ts_bin_mesh(ts_arena_t *arena, unsigned cls) {
     for (unsigned i = 0; i < n; i++) count[cand[i]->nobjs - cand[i]->nfree + 1]++;
     for (unsigned k = 1; k < TS_SLAB_MAX_OBJS + 2; k++) count[k] += count[k - 1];
     for (unsigned i = 0; i < n; i++) order[count[cand[i]->nobjs - cand[i]->nfree]++] = (uint16_t)i;
-    for (unsigned a = 0; a < n; a++) {
+    size_t budget = TS_MESH_TRIES;
+    for (unsigned a = 0; a < n && budget; a++) {
       unsigned i = order[a];
       ts_span_t *src = cand[i];
-      if (!src || src->mesh) continue; /* merged already, or holds a group */
-      for (unsigned b = n; b-- > 0;) {
+      if (!src || src->mesh || src->list != 0) continue; /* merged, holds a group, or not sparse */
+      for (unsigned b = n; b-- > 0 && budget; budget--) {
         unsigned j = order[b];
         ts_span_t *dst = cand[j];
         if (j == i || !dst || (dst->mesh && ts_mesh_group(dst->mesh)->nalias >= TS_MESH_GROUP_MAX - 1)) continue;
