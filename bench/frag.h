@@ -5,7 +5,7 @@
  * it asked malloc/realloc for and has not freed yet), reports at the end of
  * every named phase one line
  *
- *   phase=NAME live_bytes=N rss_bytes=N peak_rss_bytes=N meta_bytes=N t=SECONDS
+ *   phase=NAME live_bytes=N rss_bytes=N pss_bytes=N peak_rss_bytes=N meta_bytes=N t=SECONDS
  *
  * (a program may add key=value fields before t=), and at exit the samples a
  * background thread took about every 50 ms, then a closing line naming the
@@ -14,8 +14,10 @@
  *   sample t=SECONDS rss_bytes=N live_bytes=N meta_bytes=N
  *   done prog=NAME alloc=ALLOCATOR seconds=N samples=N
  *
- * rss_bytes is resident pages * page size from /proc/self/statm, the peak is
- * VmHWM from /proc/self/status, t counts from frag_begin().  meta_bytes is the
+ * rss_bytes is resident pages * page size from /proc/self/statm, pss_bytes
+ * Pss from /proc/self/smaps_rollup (the same but a physical page counts
+ * once however many addresses show it), the peak is VmHWM from
+ * /proc/self/status, t counts from frag_begin().  meta_bytes is the
  * program's own bookkeeping (arrays of block pointers and sizes): it is
  * mmapped directly, never taken from the allocator under test, populated up
  * front and so wholly resident; frag.sh subtracts it from rss_bytes when it
@@ -186,6 +188,20 @@ static inline int64_t frag_peak_rss_bytes(void)
     return (int64_t)strtoll(line + 7, NULL, 10) * 1024;
 }
 
+/* Proportional set size in bytes: Pss (kB) from /proc/self/smaps_rollup,
+ * or -1.  Unlike RSS it counts a physical page once however many addresses
+ * of the process show it (tessera's meshing maps one page at several). */
+static inline int64_t frag_pss_bytes(void)
+{
+    char buf[4096];
+    if (frag_read_proc("/proc/self/smaps_rollup", buf, sizeof buf) <= 0)
+        return -1;
+    const char *line = strstr(buf, "\nPss:");
+    if (line == NULL)
+        return -1;
+    return (int64_t)strtoll(line + 5, NULL, 10) * 1024;
+}
+
 /* ---- clock and output ---- */
 
 static double frag_t0;
@@ -293,8 +309,9 @@ static inline void frag_phase_with(const char *name, const char *extra)
 {
     int64_t rss = frag_rss_bytes();
     int64_t peak = frag_peak_rss_bytes();
-    frag_say("phase=%s live_bytes=%lld rss_bytes=%lld peak_rss_bytes=%lld meta_bytes=%lld%s t=%.3f\n",
-             name, (long long)frag_live_total(), (long long)rss, (long long)peak,
+    int64_t pss = frag_pss_bytes();
+    frag_say("phase=%s live_bytes=%lld rss_bytes=%lld pss_bytes=%lld peak_rss_bytes=%lld meta_bytes=%lld%s t=%.3f\n",
+             name, (long long)frag_live_total(), (long long)rss, (long long)pss, (long long)peak,
              (long long)atomic_load(&frag_meta_total), extra, frag_elapsed());
 }
 
@@ -429,6 +446,12 @@ static inline void frag_block_new(struct frag_block *b, size_t size, uint32_t sa
     b->serial = serial;
     frag_stamp(b->p, size, frag_block_tag(salt, b));
     frag_live_add(slot, (int64_t)size);
+}
+
+/* Checks *b's contents: reads every byte, as a program using it would. */
+static inline void frag_block_check(const struct frag_block *b, uint32_t salt)
+{
+    frag_verify(b->p, b->size, frag_block_tag(salt, b), frag_prog);
 }
 
 /* Checks and frees *b, uncounting it. */

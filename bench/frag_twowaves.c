@@ -9,8 +9,11 @@
  * back only the pages between them: RSS/live after the idle is the number to
  * watch.
  *
- * Phases: after_waves, after_free_a, after_idle.  FRAG_SCALE scales A's
- * volume.  Fixed seed. */
+ * Then it reads every B block once (checking it), as a program that goes
+ * on using them would: after_touch.
+ *
+ * Phases: after_waves, after_free_a, after_idle, after_touch.  FRAG_SCALE
+ * scales A's volume.  Fixed seed. */
 #define _GNU_SOURCE
 #include "frag.h"
 
@@ -59,6 +62,10 @@ int main(void)
 
     frag_idle(IDLE_S);
     frag_phase("after_idle");
+
+    for (size_t i = 0; i < n_b; i++)
+        frag_block_check(&b[i], SALT_B);
+    frag_phase("after_touch");
 
     for (size_t i = 0; i < n_b; i++)
         frag_block_free(&b[i], SALT_B, 0);
