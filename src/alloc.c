@@ -134,7 +134,10 @@ void ts_free_slow(void *p, const char *fn) {
       if (tc) {
         bool cached = ts_tcache_large_push(tc, p, chunk->spans[page].npages);
         ts_tcache_leave(tc);
-        if (cached) return;
+        if (cached) {
+          ts_purge_kick(); /* the purger trims the cache if the thread goes idle */
+          return;
+        }
       }
       ts_arena_run_free(chunk, page);
       ts_purge_kick();

@@ -133,7 +133,10 @@ static bool bin_mesh_pair(ts_bin_t *bin, ts_span_t *dst, ts_span_t *src, const u
     dst->mesh = (uint16_t)g;
   }
   ts_mesh_group_t *grp = ts_mesh_group(dst->mesh);
-  ts_mesh_merge(dpage, grp->fpage, spage, src_used, ts_class_size[dst->cls], dst->nobjs);
+  if (!ts_mesh_merge(dpage, grp->fpage, spage, src_used, ts_class_size[dst->cls], dst->nobjs)) {
+    ts_mesh_unreserve(1); /* dst's group stays, with what it had */
+    return false;
+  }
   for (unsigned w = 0; w < TS_SLAB_MAP_WORDS; w++) dst->freemap[w] &= ~src_used[w];
   dst->nfree = (uint16_t)(dst->nfree - (src->nobjs - src->nfree));
   bin_unlink(bin, src);
@@ -156,7 +159,6 @@ static void bin_unmesh(ts_span_t *dst) {
     ts_chunk_t *ac = ts_chunk_of(a);
     unsigned ap = ts_chunk_page_of(a);
     ts_mesh_discard(a);
-    ts_chunk_codes(ac)[ap] = dst->cls;
     ts_arena_run_free(ac, ap);
   }
   ts_mesh_discard(grp->dst);
@@ -165,6 +167,14 @@ static void bin_unmesh(ts_span_t *dst) {
   ts_mesh_group_free(dst->mesh);
   dst->mesh = 0;
 }
+
+/* One meshing pass at a time (its scratch arrays are static).  Taken
+ * before any bin lock; fork takes it too (ts_bin_prefork). */
+static pthread_mutex_t mesh_pass_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void ts_bin_prefork(void) { pthread_mutex_lock(&mesh_pass_lock); }
+void ts_bin_postfork_parent(void) { pthread_mutex_unlock(&mesh_pass_lock); }
+void ts_bin_postfork_child(void) { pthread_mutex_init(&mesh_pass_lock, NULL); }
 
 /* How many sparse slabs one meshing pass looks at per bin, and how many
  * pairs it may try (each a compare of two 32-byte bitmaps): at most a few
@@ -182,13 +192,12 @@ static void bin_unmesh(ts_span_t *dst) {
 size_t ts_bin_mesh(ts_arena_t *arena, unsigned cls) {
   if (ts_class_slab_pages[cls] != 1) return 0;
   ts_bin_t *bin = &arena->bins[cls];
-  static pthread_mutex_t pass_lock = PTHREAD_MUTEX_INITIALIZER; /* one pass at a time uses: */
-  static ts_span_t *cand[TS_MESH_CANDIDATES];
+  static ts_span_t *cand[TS_MESH_CANDIDATES]; /* under mesh_pass_lock */
   static uint64_t used[TS_MESH_CANDIDATES][TS_SLAB_MAP_WORDS];
   static uint16_t order[TS_MESH_CANDIDATES];
   static uint16_t count[TS_SLAB_MAX_OBJS + 2];
   size_t merged = 0;
-  pthread_mutex_lock(&pass_lock);
+  pthread_mutex_lock(&mesh_pass_lock);
   pthread_mutex_lock(&bin->lock);
   unsigned n = 0;
   for (unsigned l = 0; l < 2; l++) /* slabs up to half used; only the sparser quarter moves */
@@ -224,7 +233,7 @@ size_t ts_bin_mesh(ts_arena_t *arena, unsigned cls) {
   }
 done:
   pthread_mutex_unlock(&bin->lock);
-  pthread_mutex_unlock(&pass_lock);
+  pthread_mutex_unlock(&mesh_pass_lock);
   return merged;
 }
 

@@ -28,15 +28,18 @@ static void init_thread_exit(void *arg) { ts_tcache_teardown(arg); }
 
 static void init_prefork(void) {
   ts_tcache_prefork();
+  ts_bin_prefork();
   ts_arena_prefork();
   ts_mesh_prefork();
 }
 static void init_postfork_parent(void) {
   ts_arena_postfork_parent();
+  ts_bin_postfork_parent();
   ts_tcache_postfork_parent();
 }
 static void init_postfork_child(void) {
   ts_arena_postfork_child();
+  ts_bin_postfork_child();
   ts_tcache_postfork_child();
   ts_mesh_postfork_child();
   ts_purge_postfork_child();

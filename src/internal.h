@@ -116,6 +116,9 @@ unsigned ts_bin_fill(ts_arena_t *arena, unsigned cls, void **out, unsigned want)
 void ts_bin_flush(unsigned cls, void **ptrs, unsigned n);
 unsigned ts_bin_list_of(unsigned nfree, unsigned nobjs);
 size_t ts_bin_mesh(ts_arena_t *arena, unsigned cls);      /* purger: meshes sparse 1-page slabs */
+void ts_bin_prefork(void);                        /* the meshing pass lock, around fork */
+void ts_bin_postfork_parent(void);
+void ts_bin_postfork_child(void);
 void ts_bin_release_spare(ts_arena_t *arena, unsigned cls);
 size_t ts_bin_purge_pages(ts_arena_t *arena, unsigned cls);
 
@@ -208,7 +211,7 @@ void ts_purge_postfork_child(void);
 /* ---- mesh.c: pages of chunks showing one shared physical page ---- */
 bool ts_mesh_usable(void);                         /* the file and the SIGSEGV handler are in place */
 uint32_t ts_mesh_share(void *dst);                 /* dst becomes shared; its file page or UINT32_MAX */
-void ts_mesh_merge(void *dst, uint32_t fpage, void *src, const uint64_t *used, size_t size, unsigned nobjs);
+bool ts_mesh_merge(void *dst, uint32_t fpage, void *src, const uint64_t *used, size_t size, unsigned nobjs);
 void ts_mesh_privatize(void *page);                /* a private copy of what page shows */
 void ts_mesh_discard(void *page);                  /* a fresh private zero page */
 void ts_mesh_release(uint32_t fpage);              /* the file page is mapped nowhere now */

@@ -32,11 +32,13 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define TS_MESH_GUARDS 2
@@ -90,36 +92,108 @@ static void ts_mesh_segv(int sig, siginfo_t *si, void *uc) {
   while (guarded(page)) sched_yield();
 }
 
-/* True if meshing may run: the file exists and our SIGSEGV handler is the
- * one installed.  mesh_lock held. */
+static long atol_simple(const char *s) {
+  long v = 0;
+  while (*s >= '0' && *s <= '9') v = v * 10 + (*s++ - '0');
+  return v;
+}
+
+static bool segv_is_ours(const struct sigaction *sa) {
+  return (sa->sa_flags & SA_SIGINFO) && sa->sa_sigaction == ts_mesh_segv;
+}
+
+static bool segv_install(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = ts_mesh_segv;
+  sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+  sigemptyset(&sa.sa_mask);
+  return sigaction(SIGSEGV, &sa, NULL) == 0;
+}
+
+/* True if no other thread of the process blocks SIGSEGV: a write fault
+ * in a thread that blocks it kills the process instead of reaching the
+ * handler, and threads that block every signal are common.  Reads
+ * SigBlk in /proc/self/task/TID/status, with system calls only (no malloc:
+ * this runs inside the allocator). */
+static bool mesh_threads_take_segv(void) {
+  int dir = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) return false;
+  long self = syscall(SYS_gettid);
+  bool ok = true;
+  char ents[4096];
+  long n;
+  while (ok && (n = syscall(SYS_getdents64, dir, ents, sizeof ents)) > 0) {
+    for (long off = 0; ok && off < n;) {
+      const char *name = ents + off + 19; /* struct linux_dirent64: d_name after 19 bytes */
+      unsigned short reclen;
+      memcpy(&reclen, ents + off + 16, sizeof reclen);
+      off += reclen;
+      if (name[0] < '0' || name[0] > '9' || atol_simple(name) == self) continue;
+      char path[64], buf[2048];
+      size_t nl = strnlen(name, 20);
+      memcpy(path, "/proc/self/task/", 16);
+      memcpy(path + 16, name, nl);
+      memcpy(path + 16 + nl, "/status", 8);
+      int fd = open(path, O_RDONLY | O_CLOEXEC);
+      if (fd < 0) continue; /* the thread exited */
+      ssize_t len = read(fd, buf, sizeof buf - 1);
+      close(fd);
+      if (len <= 0) continue;
+      buf[len] = 0;
+      const char *blk = strstr(buf, "SigBlk:");
+      if (!blk) {
+        ok = false;
+        break;
+      }
+      unsigned long long mask = strtoull(blk + 7, NULL, 16);
+      if (mask & (1ull << (SIGSEGV - 1))) ok = false;
+    }
+  }
+  close(dir);
+  return ok;
+}
+
+/* True if meshing may run: the file exists, our SIGSEGV handler is the
+ * one installed, and no other thread blocks SIGSEGV.  mesh_lock held. */
 static bool mesh_ready(void) {
   if (mesh_fd < 0) {
     mesh_fd = memfd_create("tessera-mesh", MFD_CLOEXEC);
     if (mesh_fd < 0) return false;
   }
   struct sigaction cur;
-  if (!atomic_load(&mesh_handler_on)) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = ts_mesh_segv;
-    sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGSEGV, &sa, &mesh_old_segv) != 0) return false;
-    atomic_store(&mesh_handler_on, true);
-    return true;
-  }
   if (sigaction(SIGSEGV, NULL, &cur) != 0) return false;
-  return (cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == ts_mesh_segv;
+  if (!atomic_load(&mesh_handler_on)) {
+    /* the old action is recorded before ours is in place, so a fault in
+     * between never finds it unset */
+    mesh_old_segv = cur;
+    if (!segv_install()) return false;
+    atomic_store(&mesh_handler_on, true);
+    return mesh_threads_take_segv();
+  }
+  return segv_is_ours(&cur) && mesh_threads_take_segv();
 }
 
-static void guard_up(unsigned slot, void *page) {
+/* Makes page read-only; false if the kernel refused (out of mappings). */
+static bool guard_up(unsigned slot, void *page) {
   atomic_fetch_add_explicit(&mesh_guard_epoch, 1, memory_order_acq_rel);
   atomic_store_explicit(&mesh_guard[slot], (uintptr_t)page, memory_order_release);
-  if (mprotect(page, TS_PAGE_SIZE, PROT_READ) != 0)
-    ts_fatal("mprotect(%p, PROT_READ) failed: errno %d", page, errno);
+  if (mprotect(page, TS_PAGE_SIZE, PROT_READ) == 0) return true;
+  atomic_store_explicit(&mesh_guard[slot], 0, memory_order_release);
+  return false;
 }
 
-static void guard_down(unsigned slot) { atomic_store_explicit(&mesh_guard[slot], 0, memory_order_release); }
+static void guard_down(unsigned slot) {
+  atomic_store_explicit(&mesh_guard[slot], 0, memory_order_release);
+  atomic_fetch_add_explicit(&mesh_guard_epoch, 1, memory_order_acq_rel);
+}
+
+/* Undoes guard_up after a failed remap: the page keeps its old mapping. */
+static void guard_abort(unsigned slot, void *page) {
+  if (mprotect(page, TS_PAGE_SIZE, PROT_READ | PROT_WRITE) != 0)
+    ts_fatal("mprotect(%p, PROT_READ | PROT_WRITE) failed: errno %d", page, errno);
+  guard_down(slot);
+}
 
 /* A file page for a new shared page, or UINT32_MAX. */
 static uint32_t file_page_get(void) {
@@ -135,10 +209,10 @@ static void file_page_put(uint32_t fpage) {
   mesh_shared--;
 }
 
-static void map_shared_at(void *page, uint32_t fpage) {
+static bool map_shared_at(void *page, uint32_t fpage) {
   void *p = mmap(page, TS_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, mesh_fd,
                  (off_t)fpage << TS_PAGE_SHIFT);
-  if (p != page) ts_fatal("mmap(%p, shared page %u) failed: errno %d", page, fpage, errno);
+  return p == page;
 }
 
 bool ts_mesh_usable(void) {
@@ -155,11 +229,17 @@ uint32_t ts_mesh_share(void *dst) {
   uint32_t fpage = UINT32_MAX;
   if (mesh_ready() && (fpage = file_page_get()) != UINT32_MAX) {
     mesh_shared++;
-    guard_up(0, dst);
-    if (pwrite(mesh_fd, dst, TS_PAGE_SIZE, (off_t)fpage << TS_PAGE_SHIFT) != (ssize_t)TS_PAGE_SIZE)
-      ts_fatal("pwrite(shared page %u) failed: errno %d", fpage, errno);
-    map_shared_at(dst, fpage);
-    guard_down(0);
+    if (!guard_up(0, dst)) {
+      file_page_put(fpage);
+      fpage = UINT32_MAX;
+    } else if (pwrite(mesh_fd, dst, TS_PAGE_SIZE, (off_t)fpage << TS_PAGE_SHIFT) != (ssize_t)TS_PAGE_SIZE ||
+               !map_shared_at(dst, fpage)) {
+      guard_abort(0, dst);
+      file_page_put(fpage);
+      fpage = UINT32_MAX;
+    } else {
+      guard_down(0);
+    }
   }
   pthread_mutex_unlock(&mesh_lock);
   return fpage;
@@ -168,15 +248,20 @@ uint32_t ts_mesh_share(void *dst) {
 /* Copies the objects of src named by used (bit i: the object at i * size)
  * into the shared page dst shows, at the same offsets, and makes src show
  * it too; src's own page goes back to the kernel.  The caller guarantees
- * those offsets are free in dst and stay untouched. */
-void ts_mesh_merge(void *dst, uint32_t fpage, void *src, const uint64_t *used, size_t size, unsigned nobjs) {
+ * those offsets are free in dst and stay untouched.  False (src unchanged)
+ * if the kernel refused a mapping. */
+bool ts_mesh_merge(void *dst, uint32_t fpage, void *src, const uint64_t *used, size_t size, unsigned nobjs) {
   pthread_mutex_lock(&mesh_lock);
-  guard_up(1, src);
-  for (unsigned i = 0; i < nobjs; i++)
-    if ((used[i >> 6] >> (i & 63)) & 1) memcpy((char *)dst + (size_t)i * size, (char *)src + (size_t)i * size, size);
-  map_shared_at(src, fpage);
-  guard_down(1);
+  bool ok = guard_up(1, src);
+  if (ok) {
+    for (unsigned i = 0; i < nobjs; i++)
+      if ((used[i >> 6] >> (i & 63)) & 1) memcpy((char *)dst + (size_t)i * size, (char *)src + (size_t)i * size, size);
+    ok = map_shared_at(src, fpage);
+    if (ok) guard_down(1);
+    else guard_abort(1, src); /* the copies in dst's free slots are harmless */
+  }
   pthread_mutex_unlock(&mesh_lock);
+  return ok;
 }
 
 /* Gives page (one that shows a shared page) a private copy of what it
@@ -184,8 +269,7 @@ void ts_mesh_merge(void *dst, uint32_t fpage, void *src, const uint64_t *used, s
 void ts_mesh_privatize(void *page) {
   pthread_mutex_lock(&mesh_lock);
   void *tmp = mmap(NULL, TS_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (tmp == MAP_FAILED) ts_fatal("mmap(private page) failed: errno %d", errno);
-  guard_up(0, page);
+  if (tmp == MAP_FAILED || !guard_up(0, page)) ts_fatal("cannot copy the meshed page %p: errno %d", page, errno);
   memcpy(tmp, page, TS_PAGE_SIZE);
   if (mremap(tmp, TS_PAGE_SIZE, TS_PAGE_SIZE, MREMAP_MAYMOVE | MREMAP_FIXED, page) != page)
     ts_fatal("mremap(%p) failed: errno %d", page, errno);
@@ -267,6 +351,15 @@ void ts_mesh_group_free(unsigned g) {
  * no group changes meanwhile); the groups stay, private, until their slab
  * empties, and take no more pages. */
 void ts_mesh_prefork(void) {
+  if (!mesh_shared) return;
+  /* the copies need our handler even if the program has put its own in
+   * since: it goes back right after */
+  struct sigaction cur, saved_old = mesh_old_segv;
+  bool swapped = sigaction(SIGSEGV, NULL, &cur) == 0 && !segv_is_ours(&cur);
+  if (swapped) {
+    mesh_old_segv = cur;
+    if (!segv_install()) ts_fatal("fork: cannot install the SIGSEGV handler meshing needs: errno %d", errno);
+  }
   for (uint32_t g = 1; g < mesh_group_next; g++) {
     ts_mesh_group_t *grp = &mesh_groups[g];
     if (!grp->dst || grp->fpage == TS_MESH_PRIVATE) continue;
@@ -274,6 +367,10 @@ void ts_mesh_prefork(void) {
     for (unsigned i = 0; i < grp->nalias; i++) ts_mesh_privatize(grp->alias[i]);
     ts_mesh_release(grp->fpage);
     grp->fpage = TS_MESH_PRIVATE;
+  }
+  if (swapped) {
+    sigaction(SIGSEGV, &cur, NULL);
+    mesh_old_segv = saved_old;
   }
 }
 

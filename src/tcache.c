@@ -107,10 +107,19 @@ void ts_tcache_setup(ts_tcache_t *tc) {
   tc->large_used = false;
   tc->last_gc_ns = ts_os_now_ns();
   tc->idle_sig = 0;
+  /* Without the key the thread-exit destructor would not run: then the
+   * thread has no cache at all (and stays off the registry).  Meanwhile
+   * the cache counts as torn down, so that an allocation made by
+   * pthread_setspecific itself goes to the arena. */
+  tc->state = TS_TCACHE_DEAD;
+  if (pthread_setspecific(ts_tcache_key, tc) != 0) {
+    tc->state = TS_TCACHE_DEAD;
+    ts_arena_release(tc->arena);
+    return;
+  }
   registry_add(tc);
   atomic_store_explicit(&tc->bins_ptr, tc->bins, memory_order_release);
   tc->state = TS_TCACHE_ACTIVE;
-  pthread_setspecific(ts_tcache_key, tc);
 }
 
 /* Flushes the oldest objects of a bin (the end of its list) until keep

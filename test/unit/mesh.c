@@ -7,6 +7,7 @@
 #include "tessera.h"
 #include "test.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -54,6 +55,17 @@ static bool same(const char *pg, unsigned parity, char tag) {
   return true;
 }
 
+/* ts_mesh_share, retried: meshing refuses while any other thread blocks
+ * SIGSEGV, which a thread does for a moment while it starts or exits. */
+static uint32_t share(char *pg) {
+  for (int i = 0; i < 1000; i++) {
+    uint32_t f = ts_mesh_share(pg);
+    if (f != UINT32_MAX) return f;
+    usleep(1000);
+  }
+  return UINT32_MAX;
+}
+
 static void odd_slots(uint64_t *used) {
   used[0] = 0xAAAAAAAAAAAAAAAAull;
   for (unsigned w = 1; w < TS_SLAB_MAP_WORDS; w++) used[w] = 0;
@@ -63,7 +75,7 @@ TS_TEST(merge_keeps_both_pages_objects) {
   char *a = page(0), *b = page(1);
   fill(a, 0, 'a');
   fill(b, 1, 'B');
-  uint32_t f = ts_mesh_share(a);
+  uint32_t f = share(a);
   assert_true(f != UINT32_MAX, "no shared page");
   expect_true(same(a, 0, 'a'));
   uint64_t used[TS_SLAB_MAP_WORDS];
@@ -124,7 +136,7 @@ TS_TEST(no_write_is_lost_while_remapping) {
   odd_slots(used);
   int rounds = 0;
   for (; rounds < 300; rounds++) {
-    uint32_t f = ts_mesh_share(a);
+    uint32_t f = share(a);
     assert_true(f != UINT32_MAX);
     ts_mesh_merge(a, f, b, used, OBJ, NOBJ);
     ts_mesh_privatize(b);
@@ -142,6 +154,59 @@ TS_TEST(no_write_is_lost_while_remapping) {
   expect_eq(wrong, 0);
   expect_true(same(a, 0, 'a'), "a's own objects changed");
   expect_eq(ts_mesh_shared_pages(), 0);
+}
+
+/* A thread that blocks SIGSEGV would die on a write to a guarded page
+ * (the kernel kills a thread that faults with the signal blocked), so
+ * meshing refuses while one exists. */
+static pthread_mutex_t blk_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t blk_cond = PTHREAD_COND_INITIALIZER;
+static int blk_state; /* 1: the thread blocks every signal; 2: it may go */
+
+static void *blocker(void *arg) {
+  (void)arg;
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, NULL);
+  pthread_mutex_lock(&blk_lock);
+  blk_state = 1;
+  pthread_cond_broadcast(&blk_cond);
+  while (blk_state != 2) pthread_cond_wait(&blk_cond, &blk_lock);
+  pthread_mutex_unlock(&blk_lock);
+  return NULL;
+}
+
+/* ThreadSanitizer runs a thread of its own that blocks every signal, so
+ * meshing never runs under it. */
+#define SKIP_UNDER_TSAN()                                                                              \
+  do {                                                                                                 \
+    if (TS_UNDER_TSAN) ts_skip("ThreadSanitizer's own thread blocks SIGSEGV: meshing stays off");      \
+  } while (0)
+
+TS_TEST(a_thread_blocking_sigsegv_stops_meshing) {
+  SKIP_UNDER_TSAN();
+  char *a = page(4);
+  memset(a, 7, TS_PAGE_SIZE);
+  pthread_t t;
+  blk_state = 0;
+  assert_eq(pthread_create(&t, NULL, blocker, NULL), 0);
+  pthread_mutex_lock(&blk_lock);
+  while (blk_state != 1) pthread_cond_wait(&blk_cond, &blk_lock);
+  pthread_mutex_unlock(&blk_lock);
+  expect_eq(ts_mesh_share(a), UINT32_MAX);
+  pthread_mutex_lock(&blk_lock);
+  blk_state = 2;
+  pthread_cond_broadcast(&blk_cond);
+  pthread_mutex_unlock(&blk_lock);
+  pthread_join(t, NULL);
+  uint32_t f = share(a);
+  expect_true(f != UINT32_MAX, "meshing still refused after the thread left");
+  if (f != UINT32_MAX) {
+    expect_eq(a[100], 7);
+    ts_mesh_privatize(a);
+    ts_mesh_release(f);
+  }
+  ts_mesh_discard(a);
 }
 
 /* ---- meshing real slabs (TESSERA_CONF=mesh:true, CMakeLists) ---- */
@@ -188,6 +253,7 @@ static unsigned check_all(unsigned salt) {
 }
 
 TS_TEST(sparse_slabs_are_meshed) {
+  SKIP_UNDER_TSAN();
   assert_true(ts_opt.mesh, "TESSERA_CONF=mesh:true not applied");
   size_t before, after, meshed;
   make_sparse_and_mesh(&before, &after, &meshed);
@@ -263,6 +329,7 @@ int main(void) {
   if (!chunk) return 1;
   ts_run(merge_keeps_both_pages_objects);
   ts_run(no_write_is_lost_while_remapping);
+  ts_run(a_thread_blocking_sigsegv_stops_meshing);
   ts_run(sparse_slabs_are_meshed);
   ts_run(fork_gives_the_child_its_own_pages);
   return ts_test_done();
