@@ -144,7 +144,7 @@ void ts_free_slow(void *p, const char *fn) {
       return;
     }
     if (code == TS_PAGE_CACHED && (a & TS_PAGE_MASK) == 0)
-      ts_fatal("%s(): double free of %p (size %u)", fn, p, (unsigned)chunk->spans[page].size_bytes);
+      ts_fatal("%s(): double free of %p (size %u)", fn, p, (unsigned)(chunk->spans[page].npages << TS_PAGE_SHIFT));
     free_invalid(fn, p);
   }
   if (kind == TS_WINDOW_HUGE && ts_huge_header(p)) {
@@ -184,7 +184,7 @@ size_t ts_usable_checked(const void *p, const char *fn) {
       unsigned code = ts_chunk_codes(chunk)[page];
       if (code == TS_PAGE_MESHED) code = chunk->spans[page].cls;
       if (code < TS_NCLASSES) return ts_class_size[code];
-      if (code == TS_PAGE_LARGE && ((uintptr_t)p & TS_PAGE_MASK) == 0) return chunk->spans[page].size_bytes;
+      if (code == TS_PAGE_LARGE && ((uintptr_t)p & TS_PAGE_MASK) == 0) return (size_t)chunk->spans[page].npages << TS_PAGE_SHIFT;
     }
   } else if (kind == TS_WINDOW_HUGE && ts_huge_header(p)) {
     return ts_huge_usable(p);

@@ -115,9 +115,8 @@ void ts_arena_run_free(ts_chunk_t *chunk, unsigned head) {
 
 /* Only the head page of a large run gets a code; its other pages keep
  * TS_PAGE_NOBLOCK, so a pointer into them is not a block. */
-static void arena_mark_large(ts_chunk_t *chunk, unsigned head, unsigned npages) {
-  ts_chunk_codes(chunk)[head] = TS_PAGE_LARGE;
-  chunk->spans[head].size_bytes = npages << TS_PAGE_SHIFT;
+static void arena_mark_large(ts_chunk_t *chunk, unsigned head) {
+  ts_chunk_codes(chunk)[head] = TS_PAGE_LARGE; /* the span's npages gives the usable size */
 }
 
 void *ts_arena_large_alloc(ts_arena_t *arena, size_t size, size_t alignment) {
@@ -128,7 +127,7 @@ void *ts_arena_large_alloc(ts_arena_t *arena, size_t size, size_t alignment) {
   if (!p) return NULL;
   /* The run is this thread's alone now: its page codes need no lock. */
   ts_chunk_t *chunk = ts_chunk_of(p);
-  arena_mark_large(chunk, (unsigned)(s - chunk->spans), npages);
+  arena_mark_large(chunk, (unsigned)(s - chunk->spans));
   return p;
 }
 
@@ -145,14 +144,14 @@ bool ts_arena_large_resize(void *p, size_t new_size) {
   unsigned old = s->npages;
   if (npages < old) {
     s->npages = npages;
-    arena_mark_large(chunk, head, npages);
+    arena_mark_large(chunk, head);
     ts_run_free(arena, chunk, head + npages, old - npages); /* cannot empty the chunk */
     ts_purge_after_free(arena);
   } else if (npages > old) {
     ok = ts_run_grow(arena, chunk, head, old, npages);
     if (ok) {
       s->npages = npages;
-      arena_mark_large(chunk, head, npages);
+      arena_mark_large(chunk, head);
     }
   }
   pthread_mutex_unlock(&arena->lock);

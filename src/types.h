@@ -78,7 +78,7 @@
 #define TS_LARGE_MAX ((size_t)2 << 20)
 
 /* A slab is at most 16 pages (64 KiB) and holds at most 256 objects (the
- * 16-byte class in one page), so its bitmap is 32 bytes and a span 72: the
+ * 16-byte class in one page), so its bitmap is 32 bytes and a span 64: the
  * span array is most of a chunk header, and on the cache benchmark the
  * touched headers were 3% of RSS with 104-byte spans. */
 #define TS_SLAB_MAX_PAGES 16
@@ -131,9 +131,9 @@ typedef struct ts_span_s {
   uint16_t nobjs;         /* objects the slab holds */
   uint16_t purged_pages;  /* slab: bit i set, page i holds only free objects and was purged */
   uint16_t mesh;          /* slab: its mesh group (mesh.c), 0 if none */
-  uint32_t size_bytes;    /* large: bytes the caller may use (npages pages) */
   uint64_t freemap[TS_SLAB_MAP_WORDS]; /* bit i set: object i is free */
 } ts_span_t;
+_Static_assert(sizeof(ts_span_t) == 64, "a span is one cache line");
 
 /* ---- Chunks ---- */
 
