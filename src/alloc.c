@@ -108,8 +108,7 @@ void ts_free_slow(void *p, const char *fn) {
     ts_chunk_t *chunk = ts_chunk_of(p);
     if (chunk->cookie != (TS_CHUNK_MAGIC ^ ts_secret)) free_invalid(fn, p);
     unsigned page = ts_chunk_page_of(p);
-    unsigned code = ts_chunk_codes(chunk)[page];
-    if (code == TS_PAGE_MESHED) code = chunk->spans[page].cls; /* a slab meshed into another */
+    unsigned code = ts_chunk_block_code(chunk, page);
     if (code < TS_NCLASSES) {
       ts_tcache_t *tc = ts_tcache_claim();
       if (!tc) {
@@ -181,8 +180,7 @@ size_t ts_usable_checked(const void *p, const char *fn) {
     ts_chunk_t *chunk = ts_chunk_of(p);
     if (chunk->cookie == (TS_CHUNK_MAGIC ^ ts_secret)) {
       unsigned page = ts_chunk_page_of(p);
-      unsigned code = ts_chunk_codes(chunk)[page];
-      if (code == TS_PAGE_MESHED) code = chunk->spans[page].cls;
+      unsigned code = ts_chunk_block_code(chunk, page);
       if (code < TS_NCLASSES) return ts_class_size[code];
       if (code == TS_PAGE_LARGE && ((uintptr_t)p & TS_PAGE_MASK) == 0) return (size_t)chunk->spans[page].npages << TS_PAGE_SHIFT;
     }
@@ -231,9 +229,7 @@ void *ts_realloc(void *p, size_t size) {
   if (size > TS_ALLOC_MAX) return alloc_fail();
   unsigned kind = ts_window_kind((uintptr_t)p);
   if (kind == TS_WINDOW_CHUNK) {
-    ts_chunk_t *chunk = ts_chunk_of(p);
-    unsigned code = ts_chunk_codes(chunk)[ts_chunk_page_of(p)];
-    if (code == TS_PAGE_MESHED) code = chunk->spans[ts_chunk_page_of(p)].cls;
+    unsigned code = ts_chunk_block_code(ts_chunk_of(p), ts_chunk_page_of(p));
     if (code < TS_NCLASSES) {
       if (size <= TS_SMALL_MAX && ts_size_to_class(size) == code) return p;
     } else if (size > TS_SMALL_MAX && size <= TS_LARGE_MAX && ts_arena_large_resize(p, size)) {

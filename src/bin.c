@@ -128,8 +128,7 @@ static bool bin_mesh_pair(ts_bin_t *bin, ts_span_t *dst, ts_span_t *src, const u
     }
     ts_mesh_group_t *grp = ts_mesh_group(g);
     grp->dst = dpage;
-    grp->fpage = f;
-    grp->nalias = 0;
+    grp->fpage = f; /* ts_mesh_group_new zeroed the rest */
     dst->mesh = (uint16_t)g;
   }
   ts_mesh_group_t *grp = ts_mesh_group(dst->mesh);

@@ -80,6 +80,12 @@ TS_INLINE unsigned ts_chunk_page_of(const void *p) {
 TS_INLINE void *ts_chunk_page_addr(ts_chunk_t *c, unsigned page) {
   return (char *)c + ((size_t)page << TS_PAGE_SHIFT);
 }
+/* The page code of a page, with a slab page meshed into another
+ * (TS_PAGE_MESHED, mesh.c) reading as its class. */
+TS_INLINE unsigned ts_chunk_block_code(ts_chunk_t *c, unsigned page) {
+  unsigned code = ts_chunk_codes(c)[page];
+  return code == TS_PAGE_MESHED ? c->spans[page].cls : code;
+}
 void ts_window_set(uintptr_t addr, unsigned kind);
 ts_chunk_t *ts_chunk_new(ts_arena_t *arena);      /* NULL on OOM */
 void ts_chunk_delete(ts_chunk_t *chunk);

@@ -41,7 +41,8 @@
  * server, whose 1 MiB and 16-256 KiB blocks churn through about 80 MiB of
  * free space per arena, 16 MiB still purged 7 GB that was faulted in again
  * (busy phase 3.7 s against 1.8 to 2.0 s for the other allocators); 32 MiB
- * took it to 2.1 s at RSS/live 1.16 (others 1.47 and up). */
+ * took it to 1.9 to 2.2 s at RSS/live 1.16 to 1.28 over several runs
+ * (others 1.47 and up). */
 #define TS_DIRTY_MIN_PAGES ((size_t)8192)
 
 /* How long the purger sleeps at most when it has nothing to do: 8 ticks

@@ -113,7 +113,6 @@ void ts_tcache_setup(ts_tcache_t *tc) {
    * pthread_setspecific itself goes to the arena. */
   tc->state = TS_TCACHE_DEAD;
   if (pthread_setspecific(ts_tcache_key, tc) != 0) {
-    tc->state = TS_TCACHE_DEAD;
     ts_arena_release(tc->arena);
     return;
   }
@@ -226,9 +225,10 @@ static uint64_t tcache_signature(const ts_tcache_t *tc) {
   return held ? sig | 1 : 0;
 }
 
-/* Every cache that no thread used (entered) since the previous call and
- * that still holds objects is flushed; returns true if some cache holds
- * objects and was in use, so that the purger keeps ticking. */
+/* Every cache that holds objects and is not in use now, with the same
+ * content (tcache_signature) as at the previous call, is flushed; returns
+ * true if some cache holds objects and was in use or changed, so that the
+ * purger keeps ticking. */
 bool ts_tcache_trim_idle(void) {
   bool busy = false;
   pthread_mutex_lock(&registry_lock);

@@ -4,6 +4,7 @@
 
 #include <stdarg.h>
 #include <string.h>
+#include <unistd.h>
 
 int ts_test_failures;
 int ts_test_skipped;
@@ -77,4 +78,23 @@ int ts_test_check(const void *p, size_t n) {
   for (; i < n; i++)
     if (b[i] != (unsigned char)(x >> (8 * (i & 7)))) return 0;
   return 1;
+}
+
+size_t ts_test_rss_bytes(void) {
+  long pages = 0, resident = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (!f) return 0;
+  if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+  fclose(f);
+  return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+unsigned ts_test_mappings(void) {
+  FILE *f = fopen("/proc/self/maps", "r");
+  unsigned n = 0;
+  int c;
+  if (!f) return 0;
+  while ((c = fgetc(f)) != EOF) n += c == '\n';
+  fclose(f);
+  return n;
 }

@@ -38,6 +38,11 @@ int ts_test_done(void);          /* prints the closing line, returns the exit co
     if (a_ != b_) { ts_test_report(__FILE__, __LINE__, #a " == " #b, "%lld != %lld", a_, b_); return; } } while (0)
 #define expect_ptr_aligned(p, al) expect_true(((uintptr_t)(p) % (al)) == 0, "%p not aligned to %zu", (void *)(p), (size_t)(al))
 
+/* The process's resident bytes (/proc/self/statm) and its number of
+ * mappings (lines of /proc/self/maps); 0 if unreadable. */
+size_t ts_test_rss_bytes(void);
+unsigned ts_test_mappings(void);
+
 /* Fill/check a block with a pattern derived from its address and size. */
 void ts_test_fill(void *p, size_t n);
 int ts_test_check(const void *p, size_t n);   /* 1 when intact */

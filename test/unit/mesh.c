@@ -19,25 +19,6 @@
 #define TS_UNDER_TSAN 0
 #endif
 
-static unsigned mappings(void) {
-  FILE *f = fopen("/proc/self/maps", "r");
-  unsigned n = 0;
-  int c;
-  if (!f) return 0;
-  while ((c = fgetc(f)) != EOF) n += c == '\n';
-  fclose(f);
-  return n;
-}
-
-static size_t rss_bytes(void) {
-  long pages = 0, resident = 0;
-  FILE *f = fopen("/proc/self/statm", "r");
-  if (!f) return 0;
-  if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
-  fclose(f);
-  return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
-}
-
 enum { OBJ = 64, NOBJ = TS_PAGE_SIZE / OBJ };
 
 static ts_chunk_t *chunk;
@@ -237,12 +218,12 @@ static void make_sparse_and_mesh(size_t *before, size_t *after, size_t *meshed) 
       objs[i] = NULL;
     }
   ts_purge(); /* this thread's cache back to the slabs */
-  *before = rss_bytes();
-  maps_before = mappings();
+  *before = ts_test_rss_bytes();
+  maps_before = ts_test_mappings();
   *meshed = ts_purge_mesh();
   ts_purge();
-  *after = rss_bytes();
-  maps_after = mappings();
+  *after = ts_test_rss_bytes();
+  maps_after = ts_test_mappings();
 }
 
 static unsigned check_all(unsigned salt) {

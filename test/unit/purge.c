@@ -21,25 +21,6 @@
 #define TS_RSS_CHECKS 1
 #endif
 
-static size_t rss_bytes(void) {
-  long pages = 0, resident = 0;
-  FILE *f = fopen("/proc/self/statm", "r");
-  if (!f) return 0;
-  if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
-  fclose(f);
-  return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
-}
-
-static unsigned mappings(void) {
-  FILE *f = fopen("/proc/self/maps", "r");
-  unsigned n = 0;
-  int c;
-  if (!f) return 0;
-  while ((c = fgetc(f)) != EOF) n += c == '\n';
-  fclose(f);
-  return n;
-}
-
 static void sleep_ms(long ms) {
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
   while (nanosleep(&ts, &ts) != 0) {
@@ -92,15 +73,15 @@ TS_TEST(ts_purge_returns_freed_memory) {
   /* run with TESSERA_CONF=dirty_max:1024G (CMakeLists): no cap, so the
    * freed pages are left to ts_purge */
   assert_true(ts_opt.dirty_max_bytes >= ((uint64_t)1 << 40), "TESSERA_CONF not applied");
-  size_t start = rss_bytes();
+  size_t start = ts_test_rss_bytes();
   size_t live = fill(1);
   assert_true(live > 0);
-  size_t full = rss_bytes();
+  size_t full = ts_test_rss_bytes();
   expect_true(full > start + live / 2, "rss %zu after filling %zu", full, live);
   drain(0);
-  size_t before = rss_bytes(); /* empty chunks went back as they emptied */
+  size_t before = ts_test_rss_bytes(); /* empty chunks went back as they emptied */
   size_t returned = ts_purge();
-  size_t after = rss_bytes();
+  size_t after = ts_test_rss_bytes();
   printf("  start %zu KiB, full %zu KiB, freed %zu KiB, after ts_purge %zu KiB, returned %zu KiB\n", start >> 10,
          full >> 10, before >> 10, after >> 10, returned >> 10);
   expect_true(returned > 0);
@@ -118,11 +99,11 @@ TS_TEST(ts_purge_returns_freed_memory) {
  * placement work, measured by the fragmentation benchmarks.) */
 TS_TEST(ts_purge_bounds_rss_by_live) {
   if (!TS_RSS_CHECKS) ts_skip("RSS includes ThreadSanitizer's shadow memory");
-  size_t start = rss_bytes();
+  size_t start = ts_test_rss_bytes();
   fill(2);
   size_t live = drain(8); /* keep the last eighth */
   ts_purge();
-  size_t after = rss_bytes();
+  size_t after = ts_test_rss_bytes();
   printf("  live %zu KiB, rss above start %zu KiB\n", live >> 10, (after - start) >> 10);
   expect_true(after - start <= live + live / 4 + (16u << 20), "rss %zu KiB for %zu KiB live", (after - start) >> 10,
               live >> 10);
@@ -135,17 +116,17 @@ TS_TEST(ts_purge_bounds_rss_by_live) {
 TS_TEST(deadline_returns_memory_without_calls) {
   if (!TS_RSS_CHECKS) ts_skip("RSS includes ThreadSanitizer's shadow memory");
   if (!ts_opt.background_thread) ts_skip("background_thread is off");
-  size_t start = rss_bytes();
+  size_t start = ts_test_rss_bytes();
   fill(3);
   drain(0);
   /* the blocks this thread's cache still holds come back too: the purger
    * trims caches that stay unchanged for a tick */
-  size_t t0 = rss_bytes(), t;
+  size_t t0 = ts_test_rss_bytes(), t;
   int waited = 0;
   do {
     sleep_ms(100);
     waited += 100;
-    t = rss_bytes();
+    t = ts_test_rss_bytes();
   } while (t > start + (16u << 20) && waited < 1500);
   printf("  after free %zu KiB above start, after %d ms %zu KiB above start\n", (t0 - start) >> 10, waited,
          (t > start ? t - start : 0) >> 10);
@@ -240,7 +221,7 @@ TS_TEST(mappings_stay_bounded) {
   if (!TS_RSS_CHECKS) ts_skip("ThreadSanitizer maps shadow memory for every mapping");
   enum { SLOTS = 4000 };
   static void *slot[SLOTS];
-  unsigned base = mappings(), worst_excess = 0;
+  unsigned base = ts_test_mappings(), worst_excess = 0;
   srand(5);
   for (int step = 0; step < 200000; step++) {
     int i = rand() % SLOTS;
@@ -260,7 +241,7 @@ TS_TEST(mappings_stay_bounded) {
       }
       for (int k = 0; k < SLOTS; k++)
         if (slot[k] && ts_window_kind((uintptr_t)slot[k]) == TS_WINDOW_HUGE) huge++;
-      unsigned now = mappings();
+      unsigned now = ts_test_mappings();
       /* +4: the purger thread's stack and guard, and stdio's buffers */
       if (now > base + chunks + huge + 4) {
         expect_true(0, "step %d: %u mappings, base %u + %u chunks + %u huge", step, now, base, chunks, huge);
