@@ -21,6 +21,8 @@
 #define TESSERA_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -65,6 +67,101 @@ TS_API size_t ts_purge(void);
 
 /* The library's version string, e.g. "0.1.0". */
 TS_API const char *ts_version(void);
+
+/* ---- The ledger (docs/STATS.md has every field) ----
+ *
+ * ts_stats_get() fills a snapshot of where the process's memory goes.
+ * The ledger's parts add up exactly to committed_bytes:
+ *   committed = requested + rounding + cached + slab_free + dirty + metadata
+ * where requested is what callers asked for and still hold (exact, every
+ * byte of every live block), rounding what size classes and page
+ * rounding add to it (requested + rounding = allocated), cached what
+ * thread caches hold, slab_free the unused slots of slabs (external
+ * fragmentation), dirty the free pages not yet given back, metadata
+ * tessera's own structures.  resident_bytes is what the kernel says is in
+ * memory of tessera's mappings (mincore); process_rss_bytes the whole
+ * process's (/proc/self/statm).  While other threads allocate, the
+ * snapshot mixes moments a few microseconds apart; the parts add up
+ * exactly in a process whose other threads are quiet.  Cost: every arena's
+ * locks, held for a walk of its page maps (about 1 ms per GiB in use). */
+#define TS_STATS_VERSION 1
+#define TS_STATS_CLASSES 128
+#define TS_STATS_ARENAS 64
+
+typedef struct ts_stats_class_s {
+  uint64_t size;          /* object size, bytes */
+  uint64_t slabs;         /* slabs of the class, over all arenas */
+  uint64_t slab_bytes;    /* their committed pages, bytes */
+  uint64_t objects;       /* object slots in them */
+  uint64_t used;          /* slots out of the slabs: live + in thread caches */
+  uint64_t live;          /* objects held by callers */
+  uint64_t nmalloc;       /* objects handed to callers since start */
+  uint64_t nfree;         /* and taken back */
+  double utilisation;     /* live / objects (0 when there are no slabs) */
+} ts_stats_class_t;
+
+typedef struct ts_stats_arena_s {
+  uint64_t requested_bytes; /* asked for by callers, in this arena's memory */
+  uint64_t used_bytes;      /* slab slots and large runs out of the arena (callers + caches) */
+  uint64_t slab_free_bytes; /* unused slots and tails of its slabs */
+  uint64_t dirty_bytes;     /* free pages not yet returned */
+  uint64_t metadata_bytes;  /* chunk headers (resident part) and side arrays */
+  uint64_t committed_bytes; /* used + slab_free + dirty + metadata */
+  uint64_t mapped_bytes;    /* chunks and metadata blocks mapped */
+  uint64_t resident_bytes;  /* of those, in memory (mincore) */
+  uint64_t chunks;
+  uint64_t threads;         /* threads bound to it */
+} ts_stats_arena_t;
+
+typedef struct ts_stats_s {
+  uint32_t version;          /* TS_STATS_VERSION */
+  uint32_t narenas;          /* arenas[0 .. narenas - 1] are filled */
+  /* the ledger, bytes */
+  uint64_t requested_bytes;
+  uint64_t rounding_bytes;
+  uint64_t cached_bytes;
+  uint64_t slab_free_bytes;
+  uint64_t dirty_bytes;
+  uint64_t metadata_bytes;
+  uint64_t committed_bytes;
+  uint64_t allocated_bytes;  /* requested + rounding */
+  uint64_t large_bytes;      /* of allocated: page runs (32 KiB .. 2 MiB) */
+  uint64_t huge_bytes;       /* of allocated: blocks mapped on their own */
+  uint64_t mapped_bytes;     /* address space of every mapping of tessera's */
+  uint64_t resident_bytes;   /* tessera's mappings in memory (mincore) */
+  uint64_t process_rss_bytes;      /* the whole process (statm) */
+  uint64_t process_rss_peak_bytes; /* the kernel's high-water mark (VmHWM) */
+  uint64_t returned_bytes;   /* given back to the OS since start (purging, unmapping) */
+  /* high-water marks, sampled at every snapshot and purger tick */
+  uint64_t requested_peak_bytes;
+  uint64_t allocated_peak_bytes;
+  uint64_t resident_peak_bytes;
+  /* fragmentation: committed / requested, and each cause's share of
+   * committed - requested (0 when there is none) */
+  double frag_ratio;
+  double rounding_share, cached_share, slab_free_share, dirty_share, metadata_share;
+  /* calls */
+  uint64_t nmalloc;          /* blocks handed out, by any call */
+  uint64_t nfree;            /* blocks taken back */
+  uint64_t ncalloc, nrealloc, naligned;
+  uint64_t nremote_free;     /* frees of blocks from another arena than the freeing thread's */
+  uint64_t nhuge;            /* huge blocks live */
+  ts_stats_class_t classes[TS_STATS_CLASSES];
+  ts_stats_arena_t arenas[TS_STATS_ARENAS];
+} ts_stats_t;
+
+/* Fills *out; returns 0, or -1 with errno EINVAL when out is NULL. */
+TS_API int ts_stats_get(ts_stats_t *out);
+
+/* Prints a snapshot to out: TS_STATS_TEXT, a table for people, or
+ * TS_STATS_JSON, one JSON object on one line (docs/STATS.md: stable field
+ * names).  TS_STATS_CLASSES_TOO / TS_STATS_ARENAS_TOO add the per-class and
+ * per-arena tables.  Returns 0, or -1 if writing failed. */
+#define TS_STATS_TEXT 0
+#define TS_STATS_JSON 1
+#define TS_STATS_NO_CLASSES 2
+#define TS_STATS_NO_ARENAS 4
+TS_API int ts_stats_print(FILE *out, int flags);
 
 #ifdef __cplusplus
 }

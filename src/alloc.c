@@ -36,41 +36,50 @@ static void *alloc_fail(void) {
   return NULL;
 }
 
-/* A block of class cls, through the cache when the thread has one. */
-static void *alloc_class(unsigned cls) {
+/* A block of class cls for a request of n bytes, through the cache when
+ * the thread has one. */
+static void *alloc_class(unsigned cls, size_t n) {
   ts_tcache_t *tc = ts_tcache_claim();
   void *p = NULL;
   if (tc) {
     ts_tbin_t *b = &tc->bins[cls];
     bool refilled = b->head == NULL;
     p = refilled ? ts_tcache_refill(tc, cls) : ts_tcache_pop(b);
+    if (p) ts_acct_small_alloc(&tc->stats, false, p, cls, n);
     ts_tcache_leave(tc);
     if (refilled) ts_purge_kick(); /* the purger trims the cache if the thread goes idle */
   } else {
     ts_arena_t *arena = ts_thread_arena();
     if (arena && !ts_bin_fill(arena, cls, &p, 1)) p = NULL;
+    if (p) ts_acct_small_alloc(&ts_stats_orphan, true, p, cls, n);
   }
   return p ? p : alloc_fail();
 }
 
+/* A large run for a request of size bytes (alignment 0: pages). */
+static void *alloc_large(size_t size, size_t alignment) {
+  unsigned npages = (unsigned)((size + TS_PAGE_MASK) >> TS_PAGE_SHIFT);
+  void *p = NULL;
+  if (npages <= TS_TCACHE_LARGE_PAGES && alignment <= TS_PAGE_SIZE) {
+    ts_tcache_t *tc = ts_tcache_claim();
+    if (tc) {
+      p = ts_tcache_large_pop(tc, npages);
+      ts_tcache_leave(tc);
+    }
+  }
+  if (!p) {
+    ts_arena_t *arena = ts_thread_arena();
+    p = arena ? ts_arena_large_alloc(arena, size, alignment) : NULL;
+  }
+  if (!p) return alloc_fail();
+  ts_acct_large_alloc(ts_stats_here(), p, size);
+  return p;
+}
+
 static TS_NOINLINE void *alloc_slow(size_t size) {
   /* computed, not looked up: the table may not be built yet */
-  if (size <= TS_SMALL_MAX) return alloc_class(ts_size_to_class_compute(size));
-  if (size <= TS_LARGE_MAX) {
-    unsigned npages = (unsigned)((size + TS_PAGE_MASK) >> TS_PAGE_SHIFT);
-    if (npages <= TS_TCACHE_LARGE_PAGES) {
-      ts_tcache_t *tc = ts_tcache_claim();
-      void *p = NULL;
-      if (tc) {
-        p = ts_tcache_large_pop(tc, npages);
-        ts_tcache_leave(tc);
-      }
-      if (p) return p;
-    }
-    ts_arena_t *arena = ts_thread_arena();
-    void *p = arena ? ts_arena_large_alloc(arena, size, 0) : NULL;
-    return p ? p : alloc_fail();
-  }
+  if (size <= TS_SMALL_MAX) return alloc_class(ts_size_to_class_compute(size), size);
+  if (size <= TS_LARGE_MAX) return alloc_large(size, 0);
   if (size > TS_ALLOC_MAX) return alloc_fail();
   if (!ts_is_ready()) ts_init_slow();
   return ts_huge_alloc(size, 0);
@@ -84,6 +93,7 @@ void *ts_malloc(size_t size) {
     ts_tbin_t *b = ts_tcache_bins(tc) + cls;
     if (TS_LIKELY(b->head != NULL)) {
       void *p = ts_tcache_pop(b);
+      ts_acct_small_alloc(&tc->stats, false, p, cls, size);
       ts_tcache_leave(tc);
       return p;
     }
@@ -112,12 +122,14 @@ void ts_free_slow(void *p, const char *fn) {
     if (code < TS_NCLASSES) {
       ts_tcache_t *tc = ts_tcache_claim();
       if (!tc) {
+        ts_acct_small_free(&ts_stats_orphan, true, chunk, page, p, code);
         ts_bin_flush(code, &p, 1);
         return;
       }
       ts_tbin_t *b = &tc->bins[code];
       if (TS_UNLIKELY(p == b->head))
         ts_fatal("%s(): double free of %p (size %u)", fn, p, (unsigned)ts_class_size[code]);
+      ts_acct_small_free(&tc->stats, false, chunk, page, p, code);
       ts_tcache_push(b, p);
       bool flushed = b->count > b->cap;
       if (flushed) {
@@ -129,6 +141,7 @@ void ts_free_slow(void *p, const char *fn) {
       return;
     }
     if (code == TS_PAGE_LARGE && (a & TS_PAGE_MASK) == 0) {
+      ts_acct_large_free(ts_stats_here(), chunk, page);
       ts_tcache_t *tc = ts_tcache_claim();
       if (tc) {
         bool cached = ts_tcache_large_push(tc, p, chunk->spans[page].npages);
@@ -156,12 +169,15 @@ void ts_free_slow(void *p, const char *fn) {
 void ts_free(void *p) {
   uintptr_t a = (uintptr_t)p;
   if (TS_LIKELY(ts_window_kind(a) == TS_WINDOW_CHUNK)) {
-    unsigned code = ts_chunk_codes(ts_chunk_of(p))[ts_chunk_page_of(p)];
+    ts_chunk_t *chunk = ts_chunk_of(p);
+    unsigned page = ts_chunk_page_of(p);
+    unsigned code = ts_chunk_codes(chunk)[page];
     if (TS_LIKELY(code < TS_NCLASSES)) {
       ts_tcache_t *tc = &ts_tcache;
       ts_tcache_enter(tc);
       ts_tbin_t *b = ts_tcache_bins(tc) + code;
       if (TS_LIKELY(b->count < b->cap && p != b->head)) {
+        ts_acct_small_free(&tc->stats, false, chunk, page, p, code);
         ts_tcache_push(b, p);
         ts_tcache_leave(tc);
         return;
@@ -213,6 +229,7 @@ void ts_free_aligned_sized(void *p, size_t alignment, size_t size) {
 
 void *ts_calloc(size_t count, size_t size) {
   size_t bytes;
+  ts_acct_call(TS_CALL_CALLOC);
   if (TS_UNLIKELY(__builtin_mul_overflow(count, size, &bytes))) return alloc_fail();
   void *p = ts_malloc(bytes);
   if (p && bytes <= TS_LARGE_MAX) memset(p, 0, bytes); /* huge blocks are fresh mappings */
@@ -220,6 +237,7 @@ void *ts_calloc(size_t count, size_t size) {
 }
 
 void *ts_realloc(void *p, size_t size) {
+  ts_acct_call(TS_CALL_REALLOC);
   if (!p) return ts_malloc(size);
   if (size == 0) {
     ts_free_slow(p, "realloc");
@@ -231,10 +249,17 @@ void *ts_realloc(void *p, size_t size) {
   if (kind == TS_WINDOW_CHUNK) {
     unsigned code = ts_chunk_block_code(ts_chunk_of(p), ts_chunk_page_of(p));
     if (code < TS_NCLASSES) {
-      if (size <= TS_SMALL_MAX && ts_size_to_class(size) == code) return p;
-    } else if (size > TS_SMALL_MAX && size <= TS_LARGE_MAX && ts_arena_large_resize(p, size)) {
-      ts_purge_kick();
-      return p;
+      if (size <= TS_SMALL_MAX && ts_size_to_class(size) == code) {
+        ts_acct_small_resize(p, code, size);
+        return p;
+      }
+    } else if (size > TS_SMALL_MAX && size <= TS_LARGE_MAX) {
+      unsigned old_pages = (unsigned)(old >> TS_PAGE_SHIFT);
+      if (ts_arena_large_resize(p, size)) {
+        ts_acct_large_resize(ts_stats_here(), p, old_pages, size);
+        ts_purge_kick();
+        return p;
+      }
     }
   } else if (size > TS_LARGE_MAX) {
     void *q = ts_huge_realloc(p, size);
@@ -259,17 +284,14 @@ static bool is_pow2(size_t x) { return x && !(x & (x - 1)); }
 
 /* alignment: a power of two. */
 static void *alloc_aligned(size_t alignment, size_t size) {
+  ts_acct_call(TS_CALL_ALIGNED);
   if (alignment <= TS_MIN_ALIGN_BYTES) return ts_malloc(size);
   if (size > TS_ALLOC_MAX || alignment > TS_ALLOC_MAX / 2 + 1) return alloc_fail();
   if (size <= TS_SMALL_MAX && alignment <= TS_PAGE_SIZE) {
     for (unsigned c = ts_size_to_class_compute(size); c < TS_NCLASSES; c++)
-      if ((ts_class_size[c] & (alignment - 1)) == 0) return alloc_class(c);
+      if ((ts_class_size[c] & (alignment - 1)) == 0) return alloc_class(c, size);
   }
-  if (size <= TS_LARGE_MAX && alignment <= TS_LARGE_MAX) {
-    ts_arena_t *arena = ts_thread_arena();
-    void *p = arena ? ts_arena_large_alloc(arena, size ? size : 1, alignment) : NULL;
-    return p ? p : alloc_fail();
-  }
+  if (size <= TS_LARGE_MAX && alignment <= TS_LARGE_MAX) return alloc_large(size ? size : 1, alignment);
   if (!ts_is_ready()) ts_init_slow();
   return ts_huge_alloc(size > TS_LARGE_MAX ? size : TS_LARGE_MAX + 1, alignment);
 }

@@ -31,6 +31,9 @@ void ts_arena_init(ts_arena_t *arena, unsigned index) {
   for (unsigned i = 0; i < TS_RUN_LISTS / 64; i++) arena->free_runs_nonempty[i] = 0;
   arena->index = index;
   atomic_init(&arena->xthreads, 0);
+  arena->nchunks = 0;
+  atomic_init(&arena->large_pages, 0);
+  ts_meta_init(&arena->meta);
   for (unsigned c = 0; c < TS_NCLASSES; c++) ts_bin_init(&arena->bins[c]);
 }
 
@@ -75,6 +78,7 @@ void *ts_arena_run_alloc(ts_arena_t *arena, unsigned npages, unsigned align_page
       return NULL;
     }
     arena_insert_chunk(arena, chunk);
+    arena->nchunks++;
     ts_run_add_chunk(arena, chunk);
     s = ts_run_alloc(arena, npages, align_pages);
   }
@@ -89,6 +93,10 @@ void ts_arena_run_free_locked(ts_chunk_t *chunk, unsigned head) {
   ts_arena_t *arena = chunk->arena;
   ts_span_t *s = &chunk->spans[head];
   unsigned npages = s->npages;
+  unsigned code = ts_chunk_codes(chunk)[head];
+  if (code == TS_PAGE_LARGE || code == TS_PAGE_CACHED)
+    atomic_fetch_sub_explicit(&arena->large_pages, npages, memory_order_relaxed);
+  if (s->is_slab) ts_side_detach(chunk, head, npages);
   s->is_slab = 0;
   if (!ts_run_free(arena, chunk, head, npages)) {
     ts_purge_after_free(arena);
@@ -101,6 +109,7 @@ void ts_arena_run_free_locked(ts_chunk_t *chunk, unsigned head) {
   }
   ts_run_remove_chunk(arena, chunk);
   arena_remove_chunk(arena, chunk);
+  arena->nchunks--;
   ts_chunk_delete(chunk);
 }
 
@@ -128,6 +137,7 @@ void *ts_arena_large_alloc(ts_arena_t *arena, size_t size, size_t alignment) {
   /* The run is this thread's alone now: its page codes need no lock. */
   ts_chunk_t *chunk = ts_chunk_of(p);
   arena_mark_large(chunk, (unsigned)(s - chunk->spans));
+  atomic_fetch_add_explicit(&arena->large_pages, npages, memory_order_relaxed);
   return p;
 }
 
@@ -142,6 +152,7 @@ bool ts_arena_large_resize(void *p, size_t new_size) {
   pthread_mutex_lock(&arena->lock);
   ts_span_t *s = &chunk->spans[head];
   unsigned old = s->npages;
+  atomic_fetch_add_explicit(&arena->large_pages, (size_t)npages - old, memory_order_relaxed);
   if (npages < old) {
     s->npages = npages;
     arena_mark_large(chunk, head);
@@ -149,6 +160,7 @@ bool ts_arena_large_resize(void *p, size_t new_size) {
     ts_purge_after_free(arena);
   } else if (npages > old) {
     ok = ts_run_grow(arena, chunk, head, old, npages);
+    if (!ok) atomic_fetch_sub_explicit(&arena->large_pages, (size_t)npages - old, memory_order_relaxed);
     if (ok) {
       s->npages = npages;
       arena_mark_large(chunk, head);
@@ -164,11 +176,13 @@ void ts_arena_prefork(void) {
   for (unsigned i = 0; i < ts_narenas; i++) {
     for (unsigned c = 0; c < TS_NCLASSES; c++) pthread_mutex_lock(&ts_arenas[i].bins[c].lock);
     pthread_mutex_lock(&ts_arenas[i].lock);
+    ts_meta_prefork(&ts_arenas[i]);
   }
 }
 
 void ts_arena_postfork_parent(void) {
   for (unsigned i = ts_narenas; i-- > 0;) {
+    ts_meta_postfork_parent(&ts_arenas[i]);
     pthread_mutex_unlock(&ts_arenas[i].lock);
     for (unsigned c = TS_NCLASSES; c-- > 0;) pthread_mutex_unlock(&ts_arenas[i].bins[c].lock);
   }
@@ -179,6 +193,7 @@ void ts_arena_postfork_parent(void) {
 void ts_arena_postfork_child(void) {
   for (unsigned i = 0; i < ts_narenas; i++) {
     pthread_mutex_init(&ts_arenas[i].lock, NULL);
+    ts_meta_postfork_child(&ts_arenas[i]);
     for (unsigned c = 0; c < TS_NCLASSES; c++) pthread_mutex_init(&ts_arenas[i].bins[c].lock, NULL);
     atomic_store_explicit(&ts_arenas[i].xthreads, 0, memory_order_relaxed);
   }

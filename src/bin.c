@@ -23,7 +23,16 @@ void ts_bin_init(ts_bin_t *bin) {
   pthread_mutex_init(&bin->lock, NULL);
   for (unsigned i = 0; i < TS_BIN_LISTS; i++) bin->lists[i] = NULL;
   bin->spare = NULL;
-  bin->slabs = 0;
+  bin->slabs = bin->objects = bin->free_objs = bin->pages = 0;
+}
+
+/* The ledger's view of a slab joining or leaving the bin (sign 1 or -1). */
+static void bin_count_slab(ts_bin_t *bin, const ts_span_t *s, int sign) {
+  uint64_t m = (uint64_t)(int64_t)sign;
+  bin->slabs += m;
+  bin->objects += m * s->nobjs;
+  bin->free_objs += m * s->nfree;
+  bin->pages += m * (uint64_t)(s->npages - (unsigned)__builtin_popcount(s->purged_pages));
 }
 
 unsigned ts_bin_list_of(unsigned nfree, unsigned nobjs) {
@@ -74,8 +83,11 @@ static ts_span_t *bin_pick(ts_arena_t *arena, ts_bin_t *bin, unsigned cls, ts_ch
   }
   if (!ts_arena_run_alloc(arena, ts_class_slab_pages[cls], 1, &s)) return NULL;
   ts_chunk_t *chunk = ts_chunk_of(s);
-  ts_slab_init(chunk, (unsigned)(s - chunk->spans), cls);
-  bin->slabs++;
+  if (!ts_slab_init(chunk, (unsigned)(s - chunk->spans), cls)) {
+    ts_arena_run_free(chunk, (unsigned)(s - chunk->spans));
+    return NULL;
+  }
+  bin_count_slab(bin, s, 1);
   *chunk_out = chunk;
   return s;
 }
@@ -88,7 +100,11 @@ unsigned ts_bin_fill(ts_arena_t *arena, unsigned cls, void **out, unsigned want)
     ts_chunk_t *chunk;
     ts_span_t *s = bin_pick(arena, bin, cls, &chunk);
     if (!s) break;
-    n += ts_slab_take(chunk, s, out + n, want - n);
+    unsigned purged = (unsigned)__builtin_popcount(s->purged_pages);
+    unsigned got = ts_slab_take(chunk, s, out + n, want - n);
+    n += got;
+    bin->free_objs -= got;
+    bin->pages += purged - (unsigned)__builtin_popcount(s->purged_pages);
     bin_relist(bin, s);
   }
   pthread_mutex_unlock(&bin->lock);
@@ -137,9 +153,10 @@ static bool bin_mesh_pair(ts_bin_t *bin, ts_span_t *dst, ts_span_t *src, const u
     return false;
   }
   for (unsigned w = 0; w < TS_SLAB_MAP_WORDS; w++) dst->freemap[w] &= ~src_used[w];
+  bin_count_slab(bin, src, -1);
+  bin->free_objs -= src->nobjs - src->nfree; /* src's objects now take dst's slots */
   dst->nfree = (uint16_t)(dst->nfree - (src->nobjs - src->nfree));
   bin_unlink(bin, src);
-  bin->slabs--;
   unsigned sp = (unsigned)(src - sc->spans);
   src->next = dst;
   ts_chunk_codes(sc)[sp] = TS_PAGE_MESHED;
@@ -253,6 +270,7 @@ static ts_span_t *bin_slab_of(ts_chunk_t **chunk, void *p) {
 static void bin_put(ts_bin_t *bin, ts_chunk_t *chunk, void *p) {
   ts_span_t *s = bin_slab_of(&chunk, p);
   int r = ts_slab_put(chunk, s, p);
+  if (TS_LIKELY(r >= 0)) bin->free_objs++;
   if (TS_UNLIKELY(r < 0)) {
     pthread_mutex_unlock(&bin->lock);
     if (r == -2) ts_fatal("free(): double free of %p (size %u)", p, (unsigned)ts_class_size[s->cls]);
@@ -264,7 +282,7 @@ static void bin_put(ts_bin_t *bin, ts_chunk_t *chunk, void *p) {
     if (!bin->spare) {
       bin->spare = s;
     } else {
-      bin->slabs--;
+      bin_count_slab(bin, s, -1);
       ts_arena_run_free(chunk, (unsigned)(s - chunk->spans));
     }
   } else {
@@ -281,6 +299,7 @@ size_t ts_bin_purge_pages(ts_arena_t *arena, unsigned cls) {
   pthread_mutex_lock(&bin->lock);
   for (unsigned i = 0; i < TS_BIN_LISTS; i++)
     for (ts_span_t *s = bin->lists[i]; s; s = s->next) n += ts_slab_purge_free_pages(ts_chunk_of(s), s);
+  bin->pages -= n;
   pthread_mutex_unlock(&bin->lock);
   return n;
 }
@@ -292,7 +311,7 @@ void ts_bin_release_spare(ts_arena_t *arena, unsigned cls) {
   ts_span_t *s = bin->spare;
   if (s) {
     bin->spare = NULL;
-    bin->slabs--;
+    bin_count_slab(bin, s, -1);
     ts_chunk_t *chunk = ts_chunk_of(s);
     ts_arena_run_free(chunk, (unsigned)(s - chunk->spans));
   }

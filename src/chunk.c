@@ -69,10 +69,12 @@ ts_chunk_t *ts_chunk_new(ts_arena_t *arena) {
 }
 
 __thread size_t ts_pages_returned;
+_Atomic uint64_t ts_pages_returned_total;
 
 void ts_chunk_delete(ts_chunk_t *chunk) {
   chunk->arena->dirty_pages -= chunk->dirty_pages;
   ts_pages_returned += chunk->dirty_pages + chunk->first_page;
+  atomic_fetch_add_explicit(&ts_pages_returned_total, chunk->dirty_pages + chunk->first_page, memory_order_relaxed);
   ts_window_set((uintptr_t)chunk, TS_WINDOW_NONE);
   chunk->cookie = 0;
   ts_os_unmap(chunk, TS_CHUNK_SIZE);
@@ -133,6 +135,7 @@ void ts_chunk_purge(ts_chunk_t *chunk, enum ts_purge_which_e which) {
     chunk->dirty_pages -= n;
     chunk->arena->dirty_pages -= n;
     ts_pages_returned += n;
+    atomic_fetch_add_explicit(&ts_pages_returned_total, n, memory_order_relaxed);
     p = end;
   }
 }

@@ -11,12 +11,25 @@
  * address space after the block is free, and otherwise moves the pages
  * (mremap to a new aligned place), never copying bytes.
  * No locks: a huge block is touched only by the thread that holds it.
+ * The ledger's huge figures (stats.c) are atomic counters updated here.
  */
 #include "internal.h"
 
 #include <errno.h>
 
 static size_t huge_round(size_t size) { return (size + TS_PAGE_MASK) & ~TS_PAGE_MASK; }
+
+_Atomic uint64_t ts_huge_requested, ts_huge_usable_total, ts_huge_mapped, ts_huge_count, ts_huge_nmalloc,
+    ts_huge_nfree;
+
+/* Adds (sign 1) or removes (sign -1) a block's figures from the ledger. */
+static void huge_count(const ts_huge_t *h, int sign) {
+  uint64_t m = (uint64_t)(int64_t)sign;
+  atomic_fetch_add_explicit(&ts_huge_requested, m * h->requested_bytes, memory_order_relaxed);
+  atomic_fetch_add_explicit(&ts_huge_usable_total, m * h->usable_bytes, memory_order_relaxed);
+  atomic_fetch_add_explicit(&ts_huge_mapped, m * h->map_bytes, memory_order_relaxed);
+  atomic_fetch_add_explicit(&ts_huge_count, m, memory_order_relaxed);
+}
 
 void *ts_huge_alloc(size_t size, size_t alignment) {
   size_t usable = huge_round(size);
@@ -34,6 +47,9 @@ void *ts_huge_alloc(size_t size, size_t alignment) {
   h->cookie = TS_HUGE_MAGIC ^ ts_secret;
   h->map_bytes = usable + TS_PAGE_SIZE;
   h->usable_bytes = usable;
+  h->requested_bytes = size;
+  huge_count(h, 1);
+  atomic_fetch_add_explicit(&ts_huge_nmalloc, 1, memory_order_relaxed);
   char *user = base + TS_PAGE_SIZE;
   ts_window_set((uintptr_t)user, TS_WINDOW_HUGE);
   return user;
@@ -49,6 +65,8 @@ ts_huge_t *ts_huge_header(const void *p) {
 void ts_huge_free(void *p) {
   ts_huge_t *h = (ts_huge_t *)((uintptr_t)p - TS_PAGE_SIZE);
   size_t bytes = h->map_bytes;
+  huge_count(h, -1);
+  atomic_fetch_add_explicit(&ts_huge_nfree, 1, memory_order_relaxed);
   h->cookie = 0;
   ts_window_set((uintptr_t)p, TS_WINDOW_NONE);
   ts_os_unmap(h, bytes);
@@ -62,30 +80,45 @@ void *ts_huge_realloc(void *p, size_t size) {
   ts_huge_t *h = (ts_huge_t *)((uintptr_t)p - TS_PAGE_SIZE);
   size_t usable = huge_round(size);
   if (usable < size) return NULL;
-  if (usable == h->usable_bytes) return p;
+  if (usable == h->usable_bytes) {
+    huge_count(h, -1);
+    h->requested_bytes = size;
+    huge_count(h, 1);
+    return p;
+  }
   if (usable < h->usable_bytes) {
+    huge_count(h, -1);
     ts_os_unmap((char *)p + usable, h->usable_bytes - usable);
     h->usable_bytes = usable;
     h->map_bytes = usable + TS_PAGE_SIZE;
+    h->requested_bytes = size;
+    huge_count(h, 1);
     return p;
   }
   size_t new_map = usable + TS_PAGE_SIZE;
   if (ts_os_remap_inplace(h, h->map_bytes, new_map)) {
+    huge_count(h, -1);
     h->usable_bytes = usable;
     h->map_bytes = new_map;
+    h->requested_bytes = size;
+    huge_count(h, 1);
     return p;
   }
   /* Reserve an aligned place, then move the pages there. */
   char *dest = ts_os_map_aligned(new_map, TS_CHUNK_SIZE, TS_PAGE_SIZE);
   if (!dest) return NULL;
   size_t old_map = h->map_bytes;
+  huge_count(h, -1);
   ts_huge_t *nh = ts_os_remap(h, old_map, new_map, dest);
   if (!nh) {
+    huge_count(h, 1);
     ts_os_unmap(dest, new_map);
     return NULL;
   }
   nh->usable_bytes = usable;
   nh->map_bytes = new_map;
+  nh->requested_bytes = size;
+  huge_count(nh, 1);
   char *user = (char *)nh + TS_PAGE_SIZE;
   ts_window_set((uintptr_t)user, TS_WINDOW_HUGE);
   ts_window_set((uintptr_t)p, TS_WINDOW_NONE);

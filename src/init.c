@@ -27,6 +27,7 @@ static pthread_t init_owner;
 static void init_thread_exit(void *arg) { ts_tcache_teardown(arg); }
 
 static void init_prefork(void) {
+  ts_stats_prefork();
   ts_tcache_prefork();
   ts_bin_prefork();
   ts_arena_prefork();
@@ -36,6 +37,7 @@ static void init_postfork_parent(void) {
   ts_arena_postfork_parent();
   ts_bin_postfork_parent();
   ts_tcache_postfork_parent();
+  ts_stats_postfork_parent();
 }
 static void init_postfork_child(void) {
   ts_arena_postfork_child();
@@ -43,6 +45,7 @@ static void init_postfork_child(void) {
   ts_tcache_postfork_child();
   ts_mesh_postfork_child();
   ts_purge_postfork_child();
+  ts_stats_postfork_child();
   if (ts_tcache.state == TS_TCACHE_ACTIVE)
     atomic_fetch_add_explicit(&ts_tcache.arena->xthreads, 1, memory_order_relaxed);
 }

@@ -96,6 +96,7 @@ void ts_chunk_purge(ts_chunk_t *chunk, enum ts_purge_which_e which);
 /* Pages this thread gave back to the OS, by purging or by unmapping a
  * chunk (its dirty pages and header): what ts_purge() reports. */
 extern __thread size_t ts_pages_returned;
+extern _Atomic uint64_t ts_pages_returned_total; /* by every thread, since start */
 void ts_chunk_age(ts_chunk_t *chunk);
 
 /* ---- run.c: free runs of pages, best fit, split and coalesce ---- */
@@ -107,13 +108,48 @@ bool ts_run_free(ts_arena_t *arena, ts_chunk_t *chunk, unsigned head, unsigned n
 bool ts_run_grow(ts_arena_t *arena, ts_chunk_t *chunk, unsigned head, unsigned old_pages, unsigned new_pages);
 
 /* ---- slab.c: objects of one class inside a run ---- */
-void ts_slab_init(ts_chunk_t *chunk, unsigned head, unsigned cls);
+bool ts_slab_init(ts_chunk_t *chunk, unsigned head, unsigned cls); /* false: out of memory */
 unsigned ts_slab_take(ts_chunk_t *chunk, ts_span_t *slab, void **out, unsigned want);
 /* Returns the object's index, or -1 (interior/invalid pointer), -2 (double free). */
 int ts_slab_put(ts_chunk_t *chunk, ts_span_t *slab, void *p);
 size_t ts_slab_purge_free_pages(ts_chunk_t *chunk, ts_span_t *slab); /* bin lock held */
 TS_INLINE void *ts_slab_base(ts_chunk_t *chunk, const ts_span_t *slab) {
   return ts_chunk_page_addr(chunk, (unsigned)(slab - chunk->spans));
+}
+
+/* ---- side.c: each slab's side array of slacks, metadata blocks ---- */
+/* Classes below this one have narrow (one-byte) slots. */
+#define TS_SIDE_NARROW_CLASSES (TS_SIDE_NARROW_MAX / 16u)
+_Static_assert(TS_SIDE_NARROW_MAX < 256, "a narrow slot holds any slack of its class, 0 included");
+#define TS_SIDE_ADDR_MASK (((uintptr_t)1 << TS_SIDE_AIDX_SHIFT) - 1)
+TS_INLINE ts_side_t **ts_chunk_sides(ts_chunk_t *c) {
+  return c->side_area + ((((uintptr_t)c) >> TS_CHUNK_SHIFT) & (TS_CHUNK_COLORS - 1)) * 8;
+}
+void ts_meta_init(ts_meta_t *m);
+bool ts_side_attach(ts_chunk_t *chunk, unsigned head, unsigned cls); /* false: out of memory */
+void ts_side_detach(ts_chunk_t *chunk, unsigned head, unsigned npages);
+void ts_meta_prefork(ts_arena_t *arena);
+void ts_meta_postfork_parent(ts_arena_t *arena);
+void ts_meta_postfork_child(ts_arena_t *arena);
+/* The slot word of object index i of a slab with side array s. */
+TS_INLINE uintptr_t ts_side_word_at(const ts_side_t *s, uintptr_t i, unsigned cls) {
+  uintptr_t slot = (uintptr_t)s->slot + (cls < TS_SIDE_NARROW_CLASSES ? i : 2 * i);
+  return slot | (uintptr_t)s->aidx << TS_SIDE_AIDX_SHIFT;
+}
+/* The slot word of object p of class cls on page `page` of chunk c. */
+TS_INLINE uintptr_t ts_side_word(ts_chunk_t *c, unsigned page, const void *p, unsigned cls) {
+  const ts_side_t *s = ts_chunk_sides(c)[page];
+  uintptr_t i = (((uintptr_t)p - s->base) * ts_class_div_mul[cls]) >> 32;
+  return ts_side_word_at(s, i, cls);
+}
+TS_INLINE unsigned ts_side_get(uintptr_t w, unsigned cls) {
+  uintptr_t slot = w & TS_SIDE_ADDR_MASK;
+  return cls < TS_SIDE_NARROW_CLASSES ? *(const uint8_t *)slot : *(const uint16_t *)slot;
+}
+TS_INLINE void ts_side_set(uintptr_t w, unsigned cls, unsigned slack) {
+  uintptr_t slot = w & TS_SIDE_ADDR_MASK;
+  if (cls < TS_SIDE_NARROW_CLASSES) *(uint8_t *)slot = (uint8_t)slack;
+  else *(uint16_t *)slot = (uint16_t)slack;
 }
 
 /* ---- bin.c: the non-full slabs of one class in one arena ---- */
@@ -183,6 +219,7 @@ TS_INLINE void ts_tcache_leave(ts_tcache_t *tc) {
 ts_tcache_t *ts_tcache_claim(void);               /* the cache, entered; NULL if none */
 bool ts_tcache_trim_idle(void);                   /* purger: flush idle caches; true if any is in use */
 size_t ts_tcache_held_bytes(const ts_tcache_t *tc);
+void ts_tcache_sum_stats(ts_tstats_t *sum);       /* every thread's counters, summed */
 void ts_tcache_prefork(void);
 void ts_tcache_postfork_parent(void);
 void ts_tcache_postfork_child(void);
@@ -230,6 +267,66 @@ ts_mesh_group_t *ts_mesh_group(unsigned g);
 void ts_mesh_group_free(unsigned g);
 void ts_mesh_prefork(void);                        /* every bin lock held: private copies for the fork */
 void ts_mesh_postfork_child(void);
+
+/* ---- stats.c: the ledger ---- */
+/* TS_STATS=0 compiles the per-call accounting out (for measuring its cost). */
+#ifndef TS_STATS
+#define TS_STATS 1
+#endif
+/* Counters of threads without a cache and of exited threads: updated with
+ * atomic read-modify-writes (slow paths only). */
+extern ts_tstats_t ts_stats_orphan;
+TS_INLINE void ts_cnt_bump(_Atomic uint64_t *c, uint64_t d) {
+  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + d, memory_order_relaxed);
+}
+/* shared: st is ts_stats_orphan, which other threads update too. */
+TS_INLINE void ts_cnt_add(bool shared, _Atomic uint64_t *c, uint64_t d) {
+  if (shared) atomic_fetch_add_explicit(c, d, memory_order_relaxed);
+  else ts_cnt_bump(c, d);
+}
+/* The counters the calling thread updates: its own while it has a cache. */
+TS_INLINE ts_tstats_t *ts_stats_here(void) {
+  return ts_tcache.state == TS_TCACHE_ACTIVE ? &ts_tcache.stats : &ts_stats_orphan;
+}
+/* p, of class cls, was just taken from a thread cache or a bin (its second
+ * word is its slot word) for a request of n bytes. */
+TS_INLINE void ts_acct_small_alloc(ts_tstats_t *st, bool shared, void *p, unsigned cls, size_t n) {
+#if TS_STATS
+  uintptr_t w = ((const uintptr_t *)p)[1];
+  ts_side_set(w, cls, (unsigned)(ts_class_size[cls] - n));
+  ts_cnt_add(shared, &st->nmalloc[cls], 1);
+  ts_cnt_add(shared, &st->requested[w >> TS_SIDE_AIDX_SHIFT], n);
+#else
+  (void)st, (void)shared, (void)p, (void)cls, (void)n;
+#endif
+}
+/* p, of class cls on page `page` of chunk c, is being freed: takes it off
+ * the ledger and keeps its slot word in its second word for the cache. */
+TS_INLINE void ts_acct_small_free(ts_tstats_t *st, bool shared, ts_chunk_t *c, unsigned page, void *p,
+                                  unsigned cls) {
+#if TS_STATS
+  uintptr_t w = ts_side_word(c, page, p, cls);
+  unsigned aidx = (unsigned)(w >> TS_SIDE_AIDX_SHIFT);
+  ts_cnt_add(shared, &st->nfree[cls], 1);
+  ts_cnt_add(shared, &st->requested[aidx], (uint64_t)ts_side_get(w, cls) - ts_class_size[cls]);
+  ts_cnt_add(shared, &st->calls[TS_CALL_REMOTE_FREE], aidx != st->aidx);
+  ((uintptr_t *)p)[1] = w;
+#else
+  (void)st, (void)shared, (void)c, (void)page, (void)p, (void)cls;
+#endif
+}
+void ts_acct_large_alloc(ts_tstats_t *st, void *p, size_t n); /* p: a large run's first page */
+void ts_acct_large_free(ts_tstats_t *st, ts_chunk_t *c, unsigned page);
+void ts_acct_large_resize(ts_tstats_t *st, void *p, unsigned old_pages, size_t n);
+void ts_acct_small_resize(void *p, unsigned cls, size_t n); /* realloc within the class */
+void ts_acct_call(enum ts_call_e call);
+void ts_stats_fold(ts_tstats_t *st);              /* registry lock held: an exiting thread's counters */
+void ts_stats_tick(void);                         /* purger: sample the peaks */
+void ts_stats_prefork(void);
+void ts_stats_postfork_parent(void);
+void ts_stats_postfork_child(void);
+extern _Atomic uint64_t ts_huge_requested, ts_huge_usable_total, ts_huge_mapped, ts_huge_count,
+    ts_huge_nmalloc, ts_huge_nfree;
 
 /* ---- init.c ---- */
 extern atomic_int ts_init_state;                  /* 0 none, 1 running, 2 done */

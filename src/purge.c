@@ -138,6 +138,7 @@ static void *purger_main(void *arg) {
     }
     bool caches_busy = trim_caches && ts_tcache_trim_idle();
     size_t meshed = ts_purge_mesh();
+    ts_stats_tick();
     idle = purge_tick() || caches_busy || meshed ? 0 : idle + 1;
     if (idle < 2) continue;
     /* Nothing to do: sleep until a free leaves dirty pages, or at most

@@ -14,7 +14,8 @@
 
 #include <string.h>
 
-void ts_slab_init(ts_chunk_t *chunk, unsigned head, unsigned cls) {
+bool ts_slab_init(ts_chunk_t *chunk, unsigned head, unsigned cls) {
+  if (!ts_side_attach(chunk, head, cls)) return false;
   ts_span_t *s = &chunk->spans[head];
   unsigned nobjs = ts_class_slab_objs[cls];
   s->is_slab = 1;
@@ -31,19 +32,25 @@ void ts_slab_init(ts_chunk_t *chunk, unsigned head, unsigned cls) {
     ts_chunk_codes(chunk)[p] = (uint8_t)cls;
     chunk->page_head[p] = (uint16_t)head;
   }
+  return true;
 }
 
-/* Takes up to want free objects, lowest first, into out; returns how many. */
+/* Takes up to want free objects, lowest first, into out; returns how
+ * many.  Each gets its slot word (side.c) in its second word. */
 unsigned ts_slab_take(ts_chunk_t *chunk, ts_span_t *slab, void **out, unsigned want) {
   char *base = ts_slab_base(chunk, slab);
-  size_t size = ts_class_size[slab->cls];
+  unsigned cls = slab->cls;
+  size_t size = ts_class_size[cls];
+  const ts_side_t *side = ts_chunk_sides(chunk)[slab - chunk->spans];
   unsigned n = 0;
   for (unsigned w = 0; w < TS_SLAB_MAP_WORDS && n < want; w++) {
     uint64_t bits = slab->freemap[w];
     while (bits && n < want) {
       unsigned i = w * 64 + (unsigned)__builtin_ctzll(bits);
       bits &= bits - 1;
-      out[n++] = base + i * size;
+      void *p = base + i * size;
+      if (TS_STATS) ((uintptr_t *)p)[1] = ts_side_word_at(side, i, cls);
+      out[n++] = p;
     }
     slab->freemap[w] = bits;
   }
@@ -86,6 +93,7 @@ size_t ts_slab_purge_free_pages(ts_chunk_t *chunk, ts_span_t *slab) {
     run = 0;
   }
   ts_pages_returned += purged;
+  atomic_fetch_add_explicit(&ts_pages_returned_total, purged, memory_order_relaxed);
   return purged;
 }
 

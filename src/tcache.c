@@ -36,6 +36,8 @@
 #include "internal.h"
 
 #include <sched.h>
+#include <stddef.h>
+#include <string.h>
 
 /* Every bin empty with capacity 0: a fast path that reaches it falls
  * through to the slow path.  Never written. */
@@ -72,8 +74,28 @@ static void registry_add(ts_tcache_t *tc) {
   pthread_mutex_unlock(&registry_lock);
 }
 
+/* Adds the counters of `from` to `to` (relaxed loads; to is shared). */
+static void stats_add(ts_tstats_t *to, ts_tstats_t *from) {
+  _Atomic uint64_t *t = (_Atomic uint64_t *)to, *f = (_Atomic uint64_t *)from;
+  for (size_t i = 0; i < offsetof(ts_tstats_t, aidx) / sizeof(uint64_t); i++)
+    atomic_fetch_add_explicit(&t[i], atomic_load_explicit(&f[i], memory_order_relaxed), memory_order_relaxed);
+}
+
+/* The sum of every thread's counters, the exited ones' included, into
+ * *sum (zeroed first). */
+void ts_tcache_sum_stats(ts_tstats_t *sum) {
+  memset(sum, 0, sizeof *sum);
+  pthread_mutex_lock(&registry_lock);
+  for (ts_tcache_t *tc = registry; tc; tc = tc->reg_next) stats_add(sum, &tc->stats);
+  stats_add(sum, &ts_stats_orphan);
+  pthread_mutex_unlock(&registry_lock);
+}
+
+/* An exiting thread's counters join the orphans' (under the registry
+ * lock, so that a sum sees them exactly once). */
 static void registry_remove(ts_tcache_t *tc) {
   pthread_mutex_lock(&registry_lock);
+  stats_add(&ts_stats_orphan, &tc->stats);
   if (tc->reg_prev) tc->reg_prev->reg_next = tc->reg_next;
   else registry = tc->reg_next;
   if (tc->reg_next) tc->reg_next->reg_prev = tc->reg_prev;
@@ -96,6 +118,7 @@ ts_tcache_t *ts_tcache_claim(void) {
 
 void ts_tcache_setup(ts_tcache_t *tc) {
   tc->arena = ts_arena_choose();
+  tc->stats.aidx = tc->arena->index;
   for (unsigned c = 0; c < TS_NCLASSES; c++) {
     tc->bins[c].head = NULL;
     tc->bins[c].count = 0;
@@ -270,6 +293,9 @@ void ts_tcache_prefork(void) { pthread_mutex_lock(&registry_lock); }
 void ts_tcache_postfork_parent(void) { pthread_mutex_unlock(&registry_lock); }
 void ts_tcache_postfork_child(void) {
   pthread_mutex_init(&registry_lock, NULL);
+  /* the other threads are gone, the blocks they allocated are not */
+  for (ts_tcache_t *tc = registry; tc; tc = tc->reg_next)
+    if (tc != &ts_tcache) stats_add(&ts_stats_orphan, &tc->stats);
   registry = NULL;
   if (ts_tcache.state == TS_TCACHE_ACTIVE) registry_add(&ts_tcache);
 }

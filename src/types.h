@@ -85,6 +85,9 @@
 #define TS_SLAB_MAX_OBJS 256
 #define TS_SLAB_MAP_WORDS (TS_SLAB_MAX_OBJS / 64)
 
+/* At most one arena per CPU, and at most this many. */
+#define TS_ARENAS_MAX 64
+
 /* Chunk headers place their page codes at one of 64 offsets (see
  * ts_chunk_s). */
 #define TS_CHUNK_COLORS 64
@@ -162,6 +165,10 @@ struct ts_chunk_s {
   uint64_t free_map[TS_CHUNK_PAGES / 64];  /* bit set: page free */
   uint64_t dirty_map[TS_CHUNK_PAGES / 64]; /* free and maybe resident: dirty subset of free */
   uint64_t young_map[TS_CHUNK_PAGES / 64]; /* dirtied since the last purger tick: subset of dirty */
+  /* side arrays: TS_CHUNK_PAGES pointers at a per-chunk offset like the
+   * codes (ts_chunk_sides()); entry p is the side array of the slab holding
+   * page p (side.c), set for every page of a slab */
+  struct ts_side_s *side_area[TS_CHUNK_PAGES + TS_CHUNK_COLORS * 8];
   ts_span_t spans[TS_CHUNK_PAGES];
 };
 
@@ -169,6 +176,69 @@ enum ts_purge_which_e {
   TS_PURGE_OLD, /* dirty pages that were freed before the last tick */
   TS_PURGE_ALL, /* every dirty page */
 };
+
+/* ---- Side arrays (side.c) ---- */
+
+/* Per slab, for each object, the bytes of its class that the caller did
+ * not ask for (its slack), so that the ledger's requested bytes are exact
+ * (stats.c).  One byte per object in classes up to TS_SIDE_NARROW_MAX
+ * (any slack fits: at most the class size, for a 0-byte aligned request
+ * given a class for its alignment), two above (2/256 of the memory at
+ * most, under 1%).
+ * A byte per object and not a nibble because objects of one slab are
+ * handed out by different threads at once, and a plain store must not
+ * touch a neighbour's slot.  Written when the object is handed out, read
+ * when it is freed.  Lives in metadata blocks of its arena, never in the
+ * slab (a 4 KiB class fills its page).
+ *   base == address of the slab's first object
+ *   slack of object i == slot[i] (narrow) or ((uint16_t *)slot)[i] */
+#define TS_SIDE_NARROW_MAX 240u
+typedef struct ts_side_s {
+  uintptr_t base;
+  uint16_t aidx;     /* index of the slab's arena */
+  uint16_t nobjs;
+  uint16_t cls;
+  uint16_t pad_;
+  uint8_t slot[];
+} ts_side_t;
+
+/* A free object in a thread cache keeps, in its second word, where its
+ * slack goes when it is handed out: the slot's address with the arena's
+ * index in the top 16 bits (user space addresses fit in 48 bits). */
+#define TS_SIDE_AIDX_SHIFT 48
+
+/* The metadata blocks side arrays are carved from, per arena, under their
+ * own lock (a leaf: taken under bin and arena locks).  Sizes are multiples
+ * of 16 bytes, one free list per size. */
+#define TS_META_BLOCK_BYTES ((size_t)256 << 10)
+#define TS_META_LISTS 18 /* the largest side array: 256 objects of 16 bytes, 272 bytes */
+typedef struct ts_meta_s {
+  pthread_mutex_t lock;
+  void *free[TS_META_LISTS];  /* free[i]: free pieces of 16 * (i + 1) bytes */
+  char *cur, *end;            /* bump region of the newest block */
+  size_t mapped_bytes;        /* blocks mapped */
+  size_t used_bytes;          /* pieces handed out */
+  size_t touched_bytes;       /* bump-allocated so far: resident at most */
+} ts_meta_t;
+
+/* ---- Per-thread counters (stats.c) ---- */
+
+/* A thread's share of the ledger: written by the owner only, with plain
+ * loads and relaxed atomic stores (no read-modify-write), read by
+ * ts_stats_get from other threads with relaxed loads.  Sums over threads
+ * wrap modulo 2^64, so a block freed by another thread than the one that
+ * allocated it nets out in the total.  A thread's counters are folded into
+ * ts_stats_gone when it exits. */
+enum ts_call_e { TS_CALL_CALLOC, TS_CALL_REALLOC, TS_CALL_ALIGNED, TS_CALL_REMOTE_FREE, TS_NCALLS };
+typedef struct ts_tstats_s {
+  _Atomic uint64_t nmalloc[TS_NCLASSES];   /* objects of the class handed to callers */
+  _Atomic uint64_t nfree[TS_NCLASSES];     /* and taken back */
+  _Atomic uint64_t requested[TS_ARENAS_MAX]; /* bytes asked for, minus bytes freed, by arena of the memory */
+  _Atomic uint64_t large_bytes;            /* pages of large blocks handed out minus freed, bytes */
+  _Atomic uint64_t nlarge_malloc, nlarge_free;
+  _Atomic uint64_t calls[TS_NCALLS];
+  uint32_t aidx;                           /* the owner's arena (remote frees are frees of others') */
+} ts_tstats_t;
 
 /* ---- Huge mappings ---- */
 
@@ -178,6 +248,7 @@ typedef struct ts_huge_s {
   uint64_t cookie;       /* TS_HUGE_MAGIC ^ secret */
   size_t map_bytes;      /* whole mapping, header page included */
   size_t usable_bytes;   /* bytes from the user pointer to the end */
+  size_t requested_bytes; /* what the caller asked for (stats) */
 } ts_huge_t;
 
 /* ---- Bins and arenas ---- */
@@ -193,10 +264,13 @@ typedef struct ts_bin_s {
   pthread_mutex_t lock;
   ts_span_t *lists[TS_BIN_LISTS]; /* lists[i]: slabs with i/4 <= used/nobjs < (i+1)/4 */
   ts_span_t *spare;               /* one empty slab kept to avoid thrash */
-  uint64_t slabs;                 /* slabs this bin owns (stats, tests) */
+  /* for the ledger (stats.c), over the slabs this bin owns: */
+  uint64_t slabs;
+  uint64_t objects;               /* their object slots */
+  uint64_t free_objs;             /* == sum of their nfree */
+  uint64_t pages;                 /* their pages not purged (a page meshed away is not theirs) */
 } ts_bin_t;
 
-#define TS_ARENAS_MAX 64
 
 /* Free runs are indexed by length (run.c): one list per page count. */
 #define TS_RUN_LISTS TS_CHUNK_PAGES
@@ -211,6 +285,9 @@ struct ts_arena_s {
   atomic_uint xthreads;     /* threads bound to this arena */
   size_t active_pages;      /* pages in runs (slabs and large blocks) */
   size_t dirty_pages;       /* free pages not yet purged, over all chunks */
+  size_t nchunks;           /* chunks mapped, the spare included */
+  _Atomic size_t large_pages; /* pages of large runs out of the arena (held or cached) */
+  ts_meta_t meta;           /* side arrays */
   ts_bin_t bins[TS_NCLASSES];
 };
 
@@ -290,6 +367,7 @@ typedef struct ts_tcache_s {
   void *large[TS_TCACHE_LARGE_PAGES + 1];
   size_t large_bytes;
   bool large_used;           /* a cached large run was reused since the last trim */
+  ts_tstats_t stats;         /* this thread's share of the ledger */
 } ts_tcache_t;
 
 #endif /* TS_TYPES_H */

@@ -205,6 +205,7 @@ static bool stamped(unsigned i, unsigned salt) {
 /* Fills many one-page slabs of one class, frees all but one object in
  * KEEP_ONE_IN at random, and meshes: returns the RSS before and after. */
 static unsigned maps_before, maps_after;
+static ts_stats_t st_before, st_after;
 
 static void make_sparse_and_mesh(size_t *before, size_t *after, size_t *meshed) {
   srand(11);
@@ -220,8 +221,10 @@ static void make_sparse_and_mesh(size_t *before, size_t *after, size_t *meshed) 
   ts_purge(); /* this thread's cache back to the slabs */
   *before = ts_test_rss_bytes();
   maps_before = ts_test_mappings();
+  ts_stats_get(&st_before);
   *meshed = ts_purge_mesh();
   ts_purge();
+  ts_stats_get(&st_after);
   *after = ts_test_rss_bytes();
   maps_after = ts_test_mappings();
 }
@@ -243,6 +246,17 @@ TS_TEST(sparse_slabs_are_meshed) {
   expect_true(meshed > 100, "meshed %zu", meshed);
   expect_true(after + meshed * TS_PAGE_SIZE / 2 <= before, "RSS fell by %zu KiB", (before - after) >> 10);
   expect_eq(check_all(1), 0);
+  /* the ledger: the same objects, in meshed pages fewer slab pages */
+  unsigned cls = ts_size_to_class(SIZE), kept = 0;
+  for (unsigned i = 0; i < NOBJS; i++) kept += objs[i] != NULL;
+  expect_eq(st_after.requested_bytes, st_before.requested_bytes);
+  expect_eq(st_after.classes[cls].live, kept);
+  expect_eq(st_after.classes[cls].used, kept);
+  expect_eq(st_before.classes[cls].slab_bytes - st_after.classes[cls].slab_bytes, meshed * TS_PAGE_SIZE);
+  expect_eq(st_before.slab_free_bytes - st_after.slab_free_bytes, meshed * TS_PAGE_SIZE);
+  expect_eq(st_after.requested_bytes + st_after.rounding_bytes + st_after.cached_bytes + st_after.slab_free_bytes +
+                st_after.dirty_bytes + st_after.metadata_bytes,
+            st_after.committed_bytes);
   /* each page in a group may split its chunk's mapping in three */
   printf("  mappings %u -> %u, %u pages in groups\n", maps_before, maps_after, ts_mesh_group_pages());
   expect_true(maps_after <= maps_before + 2 * ts_mesh_group_pages(), "mappings %u -> %u", maps_before, maps_after);

@@ -1,0 +1,315 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * stats.c: the ledger (ts_stats_get) and its printing (ts_stats_print).
+ *
+ * Two sources, each exact in its own terms:
+ *   - per-thread counters (types.h: ts_tstats_s), bumped by the fast paths
+ *     with thread-local stores: objects handed out and taken back per
+ *     class, requested bytes per arena (the slack of each small object is
+ *     in its slab's side array, side.c; a large run's request in its span,
+ *     a huge block's in its header), large bytes, calls;
+ *   - the arenas' and bins' own counters, kept under their locks: pages in
+ *     slabs and large runs, slots used, dirty pages; and a walk of every
+ *     chunk for what the kernel has resident (mincore).
+ * The ledger: allocated = live objects x class size + large + huge bytes;
+ * rounding = allocated - requested; cached = what is out of the slabs and
+ * runs but not held by callers (thread caches); slab_free = committed slab
+ * pages minus their used slots; dirty; metadata = resident chunk headers,
+ * side arrays, huge headers, the arenas and thread-cache structures and the
+ * chunk map's resident pages.  committed is their sum.
+ *
+ * Locks: stats_lock (one snapshot at a time, and the peaks), then the
+ * registry lock for the counters, released before the walk takes, one at
+ * a time, each arena's lock, metadata lock and bin locks.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <tessera.h>
+#include <unistd.h>
+
+_Static_assert(TS_STATS_CLASSES == TS_NCLASSES, "one ts_stats_class_t per size class");
+_Static_assert(TS_STATS_ARENAS == TS_ARENAS_MAX, "one ts_stats_arena_t per arena");
+
+ts_tstats_t ts_stats_orphan;
+
+static pthread_mutex_t stats_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic uint64_t peak_requested, peak_allocated, peak_resident;
+static unsigned char mincore_vec[(TS_MAP_ENTRIES >> TS_PAGE_SHIFT) + 2]; /* stats_lock; sized for the chunk map */
+
+static void peak_raise(_Atomic uint64_t *peak, uint64_t v) {
+  uint64_t old = atomic_load_explicit(peak, memory_order_relaxed);
+  while (v > old && !atomic_compare_exchange_weak_explicit(peak, &old, v, memory_order_relaxed, memory_order_relaxed)) {
+  }
+}
+
+/* ---- accounting outside the inline fast paths ---- */
+
+void ts_acct_call(enum ts_call_e call) {
+#if TS_STATS
+  ts_tstats_t *st = ts_stats_here();
+  ts_cnt_add(st == &ts_stats_orphan, &st->calls[call], 1);
+#else
+  (void)call;
+#endif
+}
+
+/* A large run's request lives in its head span's first bitmap word (a
+ * large run has no bitmap). */
+void ts_acct_large_alloc(ts_tstats_t *st, void *p, size_t n) {
+  ts_chunk_t *c = ts_chunk_of(p);
+  ts_span_t *s = &c->spans[ts_chunk_page_of(p)];
+  bool shared = st == &ts_stats_orphan;
+  s->freemap[0] = n;
+  ts_cnt_add(shared, &st->requested[c->arena->index], n);
+  ts_cnt_add(shared, &st->large_bytes, (uint64_t)s->npages << TS_PAGE_SHIFT);
+  ts_cnt_add(shared, &st->nlarge_malloc, 1);
+}
+
+void ts_acct_large_free(ts_tstats_t *st, ts_chunk_t *c, unsigned page) {
+  ts_span_t *s = &c->spans[page];
+  bool shared = st == &ts_stats_orphan;
+  ts_cnt_add(shared, &st->requested[c->arena->index], (uint64_t)0 - s->freemap[0]);
+  ts_cnt_add(shared, &st->large_bytes, (uint64_t)0 - ((uint64_t)s->npages << TS_PAGE_SHIFT));
+  ts_cnt_add(shared, &st->nlarge_free, 1);
+}
+
+void ts_acct_large_resize(ts_tstats_t *st, void *p, unsigned old_pages, size_t n) {
+  ts_chunk_t *c = ts_chunk_of(p);
+  ts_span_t *s = &c->spans[ts_chunk_page_of(p)];
+  bool shared = st == &ts_stats_orphan;
+  ts_cnt_add(shared, &st->requested[c->arena->index], n - s->freemap[0]);
+  ts_cnt_add(shared, &st->large_bytes, ((uint64_t)s->npages - old_pages) << TS_PAGE_SHIFT);
+  s->freemap[0] = n;
+}
+
+void ts_acct_small_resize(void *p, unsigned cls, size_t n) {
+#if TS_STATS
+  ts_chunk_t *c = ts_chunk_of(p);
+  unsigned page = ts_chunk_page_of(p);
+  uintptr_t w = ts_side_word(c, page, p, cls);
+  ts_tstats_t *st = ts_stats_here();
+  uint64_t old_n = ts_class_size[cls] - ts_side_get(w, cls);
+  ts_side_set(w, cls, (unsigned)(ts_class_size[cls] - n));
+  ts_cnt_add(st == &ts_stats_orphan, &st->requested[w >> TS_SIDE_AIDX_SHIFT], n - old_n);
+#else
+  (void)p, (void)cls, (void)n;
+#endif
+}
+
+/* ---- the kernel's view ---- */
+
+/* Resident pages of the pages [addr, addr + bytes) touches. */
+static size_t resident_pages(void *addr, size_t bytes) {
+  uintptr_t lo = (uintptr_t)addr & ~(uintptr_t)TS_PAGE_MASK;
+  uintptr_t hi = ((uintptr_t)addr + bytes + TS_PAGE_MASK) & ~(uintptr_t)TS_PAGE_MASK;
+  size_t pages = (hi - lo) >> TS_PAGE_SHIFT, n = 0;
+  if (pages > sizeof mincore_vec || mincore((void *)lo, hi - lo, mincore_vec) != 0) return 0;
+  for (size_t i = 0; i < pages; i++) n += mincore_vec[i] & 1;
+  return n;
+}
+
+/* Reads a small /proc file into buf without allocating; returns its length. */
+static size_t read_proc(const char *path, char *buf, size_t cap) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  size_t len = 0;
+  for (;;) {
+    ssize_t r = read(fd, buf + len, cap - 1 - len);
+    if (r <= 0) break;
+    len += (size_t)r;
+    if (len == cap - 1) break;
+  }
+  close(fd);
+  buf[len] = 0;
+  return len;
+}
+
+static uint64_t parse_u64(const char *s) {
+  uint64_t v = 0;
+  while (*s == ' ' || *s == '\t') s++;
+  while (*s >= '0' && *s <= '9') v = v * 10 + (uint64_t)(*s++ - '0');
+  return v;
+}
+
+static void process_rss(uint64_t *rss, uint64_t *hwm) {
+  char buf[4096];
+  *rss = *hwm = 0;
+  if (read_proc("/proc/self/statm", buf, sizeof buf)) {
+    const char *s = strchr(buf, ' ');
+    if (s) *rss = parse_u64(s + 1) << TS_PAGE_SHIFT;
+  }
+  if (read_proc("/proc/self/status", buf, sizeof buf)) {
+    const char *s = strstr(buf, "VmHWM:");
+    if (s) *hwm = parse_u64(s + 6) << 10;
+  }
+}
+
+/* ---- the walk ---- */
+
+typedef struct walk_s {
+  uint64_t cls_slabs[TS_NCLASSES], cls_pages[TS_NCLASSES], cls_objects[TS_NCLASSES], cls_used[TS_NCLASSES];
+  uint64_t large_bytes;  /* large runs out of the arenas, held or cached */
+} walk_t;
+
+/* One arena: its chunks under its lock (mappings, residency), then each
+ * bin's counters under the bin's lock. */
+static void walk_arena(ts_arena_t *a, walk_t *w, ts_stats_arena_t *as) {
+  pthread_mutex_lock(&a->lock);
+  for (ts_chunk_t *c = a->chunks; c; c = c->next) {
+    as->chunks++;
+    as->mapped_bytes += TS_CHUNK_SIZE;
+    as->resident_bytes += resident_pages(c, TS_CHUNK_SIZE) << TS_PAGE_SHIFT;
+    as->metadata_bytes += resident_pages(c, (size_t)c->first_page << TS_PAGE_SHIFT) << TS_PAGE_SHIFT;
+  }
+  as->dirty_bytes = (uint64_t)a->dirty_pages << TS_PAGE_SHIFT;
+  pthread_mutex_unlock(&a->lock);
+  uint64_t large = (uint64_t)atomic_load_explicit(&a->large_pages, memory_order_relaxed) << TS_PAGE_SHIFT;
+  w->large_bytes += large;
+  as->used_bytes += large;
+  pthread_mutex_lock(&a->meta.lock);
+  as->metadata_bytes += a->meta.touched_bytes;
+  as->mapped_bytes += a->meta.mapped_bytes;
+  as->resident_bytes += a->meta.touched_bytes;
+  pthread_mutex_unlock(&a->meta.lock);
+  for (unsigned c = 0; c < TS_NCLASSES; c++) {
+    ts_bin_t *bin = &a->bins[c];
+    pthread_mutex_lock(&bin->lock);
+    uint64_t slabs = bin->slabs, objects = bin->objects, used = bin->objects - bin->free_objs, pages = bin->pages;
+    pthread_mutex_unlock(&bin->lock);
+    w->cls_slabs[c] += slabs;
+    w->cls_pages[c] += pages;
+    w->cls_objects[c] += objects;
+    w->cls_used[c] += used;
+    as->used_bytes += used * ts_class_size[c];
+    as->slab_free_bytes += (pages << TS_PAGE_SHIFT) - used * ts_class_size[c];
+  }
+  as->threads = atomic_load_explicit(&a->xthreads, memory_order_relaxed);
+  as->committed_bytes = as->used_bytes + as->slab_free_bytes + as->dirty_bytes + as->metadata_bytes;
+}
+
+static double share(uint64_t part, uint64_t whole) { return whole ? (double)part / (double)whole : 0.0; }
+
+static void stats_fill(ts_stats_t *out, walk_t *w, ts_tstats_t *sum) {
+  memset(out, 0, sizeof *out);
+  memset(w, 0, sizeof *w);
+  out->version = TS_STATS_VERSION;
+  ts_tcache_sum_stats(sum);
+  unsigned narenas = ts_is_ready() ? ts_narenas : 0;
+  out->narenas = narenas;
+  uint64_t committed_arenas = 0;
+  for (unsigned i = 0; i < narenas; i++) {
+    ts_stats_arena_t *as = &out->arenas[i];
+    walk_arena(&ts_arenas[i], w, as);
+    as->requested_bytes = atomic_load_explicit(&sum->requested[i], memory_order_relaxed);
+    committed_arenas += as->committed_bytes;
+    out->slab_free_bytes += as->slab_free_bytes;
+    out->dirty_bytes += as->dirty_bytes;
+    out->metadata_bytes += as->metadata_bytes;
+    out->mapped_bytes += as->mapped_bytes;
+    out->resident_bytes += as->resident_bytes;
+    out->requested_bytes += as->requested_bytes;
+  }
+  uint64_t small_live = 0, small_used = 0;
+  for (unsigned c = 0; c < TS_NCLASSES; c++) {
+    ts_stats_class_t *cs = &out->classes[c];
+    cs->size = ts_class_size[c];
+    cs->nmalloc = atomic_load_explicit(&sum->nmalloc[c], memory_order_relaxed);
+    cs->nfree = atomic_load_explicit(&sum->nfree[c], memory_order_relaxed);
+    cs->live = cs->nmalloc - cs->nfree;
+    cs->slabs = w->cls_slabs[c];
+    cs->slab_bytes = w->cls_pages[c] << TS_PAGE_SHIFT;
+    cs->objects = w->cls_objects[c];
+    cs->used = w->cls_used[c];
+    cs->utilisation = share(cs->live, cs->objects);
+    small_live += cs->live * cs->size;
+    small_used += cs->used * cs->size;
+    out->nmalloc += cs->nmalloc;
+    out->nfree += cs->nfree;
+  }
+  uint64_t large = atomic_load_explicit(&sum->large_bytes, memory_order_relaxed);
+  uint64_t huge_usable = atomic_load_explicit(&ts_huge_usable_total, memory_order_relaxed);
+  uint64_t huge_mapped = atomic_load_explicit(&ts_huge_mapped, memory_order_relaxed);
+  out->requested_bytes += atomic_load_explicit(&ts_huge_requested, memory_order_relaxed);
+  out->large_bytes = large;
+  out->huge_bytes = huge_usable;
+  out->allocated_bytes = small_live + large + huge_usable;
+  out->rounding_bytes = out->allocated_bytes > out->requested_bytes ? out->allocated_bytes - out->requested_bytes : 0;
+  uint64_t out_of_bins = small_used + w->large_bytes, held = small_live + large;
+  out->cached_bytes = out_of_bins > held ? out_of_bins - held : 0;
+  /* tessera's structures outside its mappings: the arenas, the thread
+   * caches, the chunk map's touched pages; and the huge headers */
+  uint64_t threads = 0;
+  for (unsigned i = 0; i < narenas; i++) threads += out->arenas[i].threads;
+  uint64_t fixed = (uint64_t)narenas * sizeof(ts_arena_t) + threads * sizeof(ts_tcache_t) +
+                   (resident_pages((void *)ts_chunk_map, sizeof ts_chunk_map) << TS_PAGE_SHIFT);
+  out->metadata_bytes += fixed + (huge_mapped - huge_usable);
+  out->mapped_bytes += huge_mapped;
+  out->resident_bytes += huge_mapped;
+  out->committed_bytes = out->requested_bytes + out->rounding_bytes + out->cached_bytes + out->slab_free_bytes +
+                         out->dirty_bytes + out->metadata_bytes;
+  (void)committed_arenas;
+  process_rss(&out->process_rss_bytes, &out->process_rss_peak_bytes);
+  out->returned_bytes = atomic_load_explicit(&ts_pages_returned_total, memory_order_relaxed) << TS_PAGE_SHIFT;
+  uint64_t over = out->committed_bytes - out->requested_bytes;
+  out->frag_ratio = out->requested_bytes ? (double)out->committed_bytes / (double)out->requested_bytes : 0.0;
+  out->rounding_share = share(out->rounding_bytes, over);
+  out->cached_share = share(out->cached_bytes, over);
+  out->slab_free_share = share(out->slab_free_bytes, over);
+  out->dirty_share = share(out->dirty_bytes, over);
+  out->metadata_share = share(out->metadata_bytes, over);
+  out->nmalloc += atomic_load_explicit(&sum->nlarge_malloc, memory_order_relaxed) +
+                  atomic_load_explicit(&ts_huge_nmalloc, memory_order_relaxed);
+  out->nfree += atomic_load_explicit(&sum->nlarge_free, memory_order_relaxed) +
+                atomic_load_explicit(&ts_huge_nfree, memory_order_relaxed);
+  out->ncalloc = atomic_load_explicit(&sum->calls[TS_CALL_CALLOC], memory_order_relaxed);
+  out->nrealloc = atomic_load_explicit(&sum->calls[TS_CALL_REALLOC], memory_order_relaxed);
+  out->naligned = atomic_load_explicit(&sum->calls[TS_CALL_ALIGNED], memory_order_relaxed);
+  out->nremote_free = atomic_load_explicit(&sum->calls[TS_CALL_REMOTE_FREE], memory_order_relaxed);
+  out->nhuge = atomic_load_explicit(&ts_huge_count, memory_order_relaxed);
+  peak_raise(&peak_requested, out->requested_bytes);
+  peak_raise(&peak_allocated, out->allocated_bytes);
+  peak_raise(&peak_resident, out->resident_bytes);
+  out->requested_peak_bytes = atomic_load_explicit(&peak_requested, memory_order_relaxed);
+  out->allocated_peak_bytes = atomic_load_explicit(&peak_allocated, memory_order_relaxed);
+  out->resident_peak_bytes = atomic_load_explicit(&peak_resident, memory_order_relaxed);
+}
+
+/* Scratch for snapshots, under stats_lock: kept off the caller's stack. */
+static walk_t scratch_walk;
+static ts_tstats_t scratch_sum;
+
+int ts_stats_get(ts_stats_t *out) {
+  if (!out) {
+    errno = EINVAL;
+    return -1;
+  }
+  pthread_mutex_lock(&stats_lock);
+  stats_fill(out, &scratch_walk, &scratch_sum);
+  pthread_mutex_unlock(&stats_lock);
+  return 0;
+}
+
+/* The purger's tick: the counters alone, for the requested and allocated
+ * high-water marks. */
+void ts_stats_tick(void) {
+  pthread_mutex_lock(&stats_lock);
+  ts_tcache_sum_stats(&scratch_sum);
+  uint64_t requested = atomic_load_explicit(&ts_huge_requested, memory_order_relaxed);
+  uint64_t allocated = atomic_load_explicit(&ts_huge_usable_total, memory_order_relaxed) +
+                       atomic_load_explicit(&scratch_sum.large_bytes, memory_order_relaxed);
+  for (unsigned i = 0; i < TS_ARENAS_MAX; i++) requested += atomic_load_explicit(&scratch_sum.requested[i], memory_order_relaxed);
+  for (unsigned c = 0; c < TS_NCLASSES; c++)
+    allocated += (atomic_load_explicit(&scratch_sum.nmalloc[c], memory_order_relaxed) -
+                  atomic_load_explicit(&scratch_sum.nfree[c], memory_order_relaxed)) * ts_class_size[c];
+  pthread_mutex_unlock(&stats_lock);
+  peak_raise(&peak_requested, requested);
+  peak_raise(&peak_allocated, allocated);
+}
+
+void ts_stats_prefork(void) { pthread_mutex_lock(&stats_lock); }
+void ts_stats_postfork_parent(void) { pthread_mutex_unlock(&stats_lock); }
+void ts_stats_postfork_child(void) { pthread_mutex_init(&stats_lock, NULL); }

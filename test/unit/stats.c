@@ -1,0 +1,315 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit test of stats.c and side.c, the ledger: after randomized workloads
+ * (every allocation call, sizes from 0 bytes to huge, cross-thread frees,
+ * threads that exit holding blocks, fork) requested_bytes equals the
+ * test's own count of live bytes, the parts add up to committed_bytes, the
+ * per-class and per-arena figures agree with the totals, and committed
+ * bytes reconcile with what the kernel reports (smaps_rollup Rss). */
+#include "internal.h"
+#include "tessera.h"
+#include "test.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#if defined(__SANITIZE_THREAD__)
+#define TS_RSS_CHECKS 0 /* RSS includes the sanitizer's shadow memory */
+#else
+#define TS_RSS_CHECKS 1
+#endif
+
+static ts_stats_t st;
+
+static uint64_t parts(const ts_stats_t *s) {
+  return s->requested_bytes + s->rounding_bytes + s->cached_bytes + s->slab_free_bytes + s->dirty_bytes +
+         s->metadata_bytes;
+}
+
+/* The identities every snapshot of a quiet process satisfies. */
+static void check_ledger(const ts_stats_t *s, uint64_t live) {
+  expect_eq(s->version, TS_STATS_VERSION);
+  expect_eq(s->requested_bytes, live);
+  expect_eq(parts(s), s->committed_bytes);
+  expect_eq(s->allocated_bytes, s->requested_bytes + s->rounding_bytes);
+  uint64_t arenas = 0, used = 0, slab_free = 0, dirty = 0;
+  for (unsigned i = 0; i < s->narenas; i++) {
+    const ts_stats_arena_t *a = &s->arenas[i];
+    arenas += a->requested_bytes;
+    used += a->used_bytes;
+    slab_free += a->slab_free_bytes;
+    dirty += a->dirty_bytes;
+    expect_eq(a->committed_bytes, a->used_bytes + a->slab_free_bytes + a->dirty_bytes + a->metadata_bytes);
+    expect_true(a->resident_bytes <= a->mapped_bytes);
+  }
+  /* huge blocks belong to no arena, and ask for at most their usable bytes */
+  expect_true(arenas <= s->requested_bytes && s->requested_bytes - arenas <= s->huge_bytes);
+  if (!s->huge_bytes) expect_eq(arenas, s->requested_bytes);
+  expect_eq(slab_free, s->slab_free_bytes);
+  expect_eq(dirty, s->dirty_bytes);
+  uint64_t small_live = 0, small_used = 0, nmalloc = 0;
+  for (unsigned c = 0; c < TS_STATS_CLASSES; c++) {
+    const ts_stats_class_t *k = &s->classes[c];
+    expect_eq(k->live, k->nmalloc - k->nfree);
+    expect_true(k->live <= k->used && k->used <= k->objects, "class %u: live %llu used %llu objects %llu", c,
+                (unsigned long long)k->live, (unsigned long long)k->used, (unsigned long long)k->objects);
+    small_live += k->live * k->size;
+    small_used += k->used * k->size;
+    nmalloc += k->nmalloc;
+  }
+  expect_eq(s->allocated_bytes, small_live + s->large_bytes + s->huge_bytes);
+  /* what is out of the slabs and runs is held by callers or caches */
+  expect_eq(used, small_used + s->large_bytes + (s->cached_bytes - (small_used - small_live)));
+  expect_true(s->nmalloc >= nmalloc);
+}
+
+/* The bins' counters against a walk of every slab (no other thread may
+ * allocate meanwhile). */
+static void check_bins_against_slabs(void) {
+  static uint64_t slabs[TS_NCLASSES], objects[TS_NCLASSES], free_objs[TS_NCLASSES], pages[TS_NCLASSES];
+  for (unsigned i = 0; i < ts_narenas; i++) {
+    ts_arena_t *a = &ts_arenas[i];
+    memset(slabs, 0, sizeof slabs), memset(objects, 0, sizeof objects);
+    memset(free_objs, 0, sizeof free_objs), memset(pages, 0, sizeof pages);
+    size_t large = 0;
+    pthread_mutex_lock(&a->lock);
+    for (ts_chunk_t *c = a->chunks; c; c = c->next) {
+      uint8_t *codes = ts_chunk_codes(c);
+      for (unsigned p = c->first_page; p < TS_CHUNK_PAGES;) {
+        const ts_span_t *s = &c->spans[p];
+        if ((c->free_map[p >> 6] >> (p & 63)) & 1 || codes[p] == TS_PAGE_MESHED) {
+          p++;
+        } else if (codes[p] == TS_PAGE_LARGE || codes[p] == TS_PAGE_CACHED) {
+          large += s->npages;
+          p += s->npages;
+        } else {
+          expect_true(s->is_slab && codes[p] < TS_NCLASSES, "page %u of chunk %p: code %u", p, (void *)c, codes[p]);
+          unsigned k = s->cls;
+          slabs[k]++;
+          objects[k] += s->nobjs;
+          free_objs[k] += s->nfree;
+          pages[k] += s->npages - (unsigned)__builtin_popcount(s->purged_pages);
+          p += s->npages;
+        }
+      }
+    }
+    pthread_mutex_unlock(&a->lock);
+    expect_eq(large, atomic_load(&a->large_pages));
+    for (unsigned k = 0; k < TS_NCLASSES; k++) {
+      expect_eq(slabs[k], a->bins[k].slabs);
+      expect_eq(objects[k], a->bins[k].objects);
+      expect_eq(free_objs[k], a->bins[k].free_objs);
+      expect_eq(pages[k], a->bins[k].pages);
+    }
+  }
+}
+
+enum { NBLOCKS = 20000 };
+static void *blk[NBLOCKS];
+static size_t blk_n[NBLOCKS];
+
+/* A size from 0 bytes to 3 MiB, mostly small: about 200 MiB live over
+ * NBLOCKS blocks. */
+static size_t random_size(void) {
+  int r = rand() % 1000;
+  if (r < 700) return (size_t)(rand() % 300);
+  if (r < 900) return (size_t)(rand() % 32768);
+  if (r < 997) return 32768 + (size_t)(rand() % (256 << 10));
+  return (2 << 20) + (size_t)(rand() % (1 << 20));
+}
+
+/* One random step on slot i; returns the change of live bytes. */
+static int64_t step(unsigned i) {
+  int64_t d = -(int64_t)blk_n[i];
+  size_t n = random_size();
+  int op = rand() % 6;
+  if (blk[i] && op == 0) {
+    void *q = ts_realloc(blk[i], n); /* realloc(p, 0) frees p and returns NULL */
+    if (!q && n) return 0;
+    blk[i] = q;
+  } else {
+    ts_free(blk[i]);
+    blk[i] = NULL;
+    if (op == 1) {
+      blk[i] = ts_calloc(1, n);
+    } else if (op == 2) {
+      size_t al = (size_t)16 << (rand() % 9);
+      blk[i] = ts_aligned_alloc(al, (n + al - 1) / al * al);
+      n = (n + al - 1) / al * al;
+    } else if (op == 3) {
+      blk[i] = NULL;
+      n = 0;
+    } else {
+      blk[i] = ts_malloc(n);
+    }
+  }
+  if (blk[i]) memset(blk[i], 0x5A, n);
+  blk_n[i] = blk[i] ? n : 0;
+  return d + (int64_t)blk_n[i];
+}
+
+static void free_all(void) {
+  for (unsigned i = 0; i < NBLOCKS; i++) {
+    ts_free(blk[i]);
+    blk[i] = NULL;
+    blk_n[i] = 0;
+  }
+}
+
+TS_TEST(requested_is_exact_after_random_workload) {
+  ts_stats_get(&st);
+  uint64_t base = st.requested_bytes; /* the harness's own blocks */
+  uint64_t live = 0;
+  srand(7);
+  for (int round = 0; round < 6; round++) {
+    for (int k = 0; k < 40000; k++) live += (uint64_t)step((unsigned)rand() % NBLOCKS);
+    assert_eq(ts_stats_get(&st), 0);
+    check_ledger(&st, base + live);
+    check_bins_against_slabs();
+    expect_true(st.requested_peak_bytes >= st.requested_bytes);
+    expect_true(st.allocated_peak_bytes >= st.allocated_bytes);
+  }
+  free_all();
+  ts_purge();
+  ts_stats_get(&st);
+  check_ledger(&st, base);
+  check_bins_against_slabs();
+  expect_eq(st.cached_bytes, 0); /* ts_purge flushed this thread's cache; no other thread has one */
+  expect_eq(st.dirty_bytes, 0);
+  expect_true(st.returned_bytes > 0);
+}
+
+TS_TEST(small_realloc_in_place_updates_the_request) {
+  ts_stats_get(&st);
+  uint64_t base = st.requested_bytes;
+  char *p = ts_malloc(100);
+  ts_stats_get(&st);
+  expect_eq(st.requested_bytes, base + 100);
+  assert_true(ts_realloc(p, 110) == p); /* same class: 112 */
+  ts_stats_get(&st);
+  expect_eq(st.requested_bytes, base + 110);
+  expect_eq(st.nrealloc >= 1, 1);
+  ts_free(p);
+  ts_stats_get(&st);
+  expect_eq(st.requested_bytes, base);
+}
+
+/* ---- threads ---- */
+
+enum { NTHREADS = 4, PER_THREAD = 5000 };
+static void *handoff[NTHREADS][PER_THREAD];
+static size_t handoff_n[NTHREADS][PER_THREAD];
+static pthread_barrier_t barrier;
+
+static void *worker(void *arg) {
+  unsigned t = (unsigned)(uintptr_t)arg;
+  unsigned seed = t + 1;
+  for (int i = 0; i < PER_THREAD; i++) {
+    size_t n = (size_t)(rand_r(&seed) % 5000);
+    handoff[t][i] = ts_malloc(n);
+    handoff_n[t][i] = n;
+    memset(handoff[t][i], (int)t, n);
+  }
+  pthread_barrier_wait(&barrier);
+  /* free half of the next thread's blocks: cross-thread frees */
+  unsigned o = (t + 1) % NTHREADS;
+  for (int i = 0; i < PER_THREAD; i += 2) {
+    ts_free(handoff[o][i]);
+    handoff[o][i] = NULL;
+  }
+  return NULL;
+}
+
+TS_TEST(cross_thread_frees_and_exited_threads_net_out) {
+  ts_stats_get(&st);
+  uint64_t base = st.requested_bytes;
+  pthread_barrier_init(&barrier, NULL, NTHREADS);
+  pthread_t th[NTHREADS];
+  for (unsigned t = 0; t < NTHREADS; t++) pthread_create(&th[t], NULL, worker, (void *)(uintptr_t)t);
+  for (unsigned t = 0; t < NTHREADS; t++) pthread_join(th[t], NULL);
+  pthread_barrier_destroy(&barrier);
+  uint64_t live = 0;
+  for (unsigned t = 0; t < NTHREADS; t++)
+    for (int i = 0; i < PER_THREAD; i++)
+      if (handoff[t][i]) live += handoff_n[t][i];
+  ts_stats_get(&st);
+  /* the workers exited holding blocks: their counters live on */
+  check_ledger(&st, base + live);
+  for (unsigned t = 0; t < NTHREADS; t++)
+    for (int i = 0; i < PER_THREAD; i++) ts_free(handoff[t][i]);
+  ts_stats_get(&st);
+  check_ledger(&st, base);
+}
+
+TS_TEST(fork_child_keeps_the_ledger) {
+  /* fork takes every lock of every arena: more than TSan's deadlock
+   * detector can track (64) */
+  if (!TS_RSS_CHECKS) ts_skip("fork under ThreadSanitizer");
+  void *p = ts_malloc(12345);
+  ts_stats_get(&st);
+  uint64_t before = st.requested_bytes;
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    ts_stats_t cs;
+    ts_stats_get(&cs);
+    int ok = cs.requested_bytes == before;
+    ts_free(p);
+    ts_stats_get(&cs);
+    ok = ok && cs.requested_bytes == before - 12345;
+    _exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  expect_true(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child's ledger differed");
+  ts_free(p);
+}
+
+/* ---- the kernel's view ---- */
+
+static uint64_t smaps_rss(void) {
+  FILE *f = fopen("/proc/self/smaps_rollup", "r");
+  if (!f) return 0;
+  char line[256];
+  uint64_t kb = 0;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "Rss: %lu kB", &kb) == 1) break;
+  fclose(f);
+  return kb << 10;
+}
+
+TS_TEST(committed_reconciles_with_smaps_rss) {
+  if (!TS_RSS_CHECKS) ts_skip("RSS includes ThreadSanitizer's shadow memory");
+  ts_purge();
+  ts_stats_get(&st);
+  uint64_t rss0 = smaps_rss(), committed0 = st.committed_bytes;
+  assert_true(rss0 > 0, "no smaps_rollup");
+  srand(11);
+  uint64_t live = 0;
+  for (int k = 0; k < 200000; k++) live += (uint64_t)step((unsigned)rand() % NBLOCKS);
+  for (int pass = 0; pass < 2; pass++) {
+    ts_purge();
+    ts_stats_get(&st);
+    uint64_t rss = smaps_rss();
+    int64_t kernel = (int64_t)rss - (int64_t)rss0, ledger = (int64_t)st.committed_bytes - (int64_t)committed0;
+    int64_t diff = kernel > ledger ? kernel - ledger : ledger - kernel;
+    int64_t tol = (int64_t)st.committed_bytes / 50 + (1 << 20);
+    expect_true(diff <= tol, "pass %d: kernel +%lld, ledger +%lld, tolerance %lld (live %llu)", pass,
+                (long long)kernel, (long long)ledger, (long long)tol, (unsigned long long)live);
+    /* tessera's mappings: what mincore says against what the ledger holds */
+    expect_true(st.resident_bytes <= st.committed_bytes + (1 << 20));
+    free_all(); /* second pass: after everything is freed */
+    live = 0;
+  }
+}
+
+int main(void) {
+  ts_run(requested_is_exact_after_random_workload);
+  ts_run(small_realloc_in_place_updates_the_request);
+  ts_run(cross_thread_frees_and_exited_threads_net_out);
+  ts_run(fork_child_keeps_the_ledger);
+  ts_run(committed_reconciles_with_smaps_rss);
+  return ts_test_done();
+}
