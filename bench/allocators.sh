@@ -38,4 +38,9 @@ HAVE_TESSERA=0
 if [ -e "$BUILD/libtessera.so" ]; then
     NAMES+=(tessera); PRELOADS+=("$BUILD/libtessera.so"); HAVE_TESSERA=1
 fi
+# TS_BENCH_NOSTATS=1: also tessera with the accounting compiled out, to
+# measure the ledger's cost
+if [ "${TS_BENCH_NOSTATS:-0}" = 1 ] && [ -e "$BUILD/libtessera_nostats.so" ]; then
+    NAMES+=(tessera-nostats); PRELOADS+=("$BUILD/libtessera_nostats.so")
+fi
 NALLOC=${#NAMES[@]}

@@ -93,15 +93,15 @@ typedef struct ts_stats_class_s {
   uint64_t slabs;         /* slabs of the class, over all arenas */
   uint64_t slab_bytes;    /* their committed pages, bytes */
   uint64_t objects;       /* object slots in them */
-  uint64_t used;          /* slots out of the slabs: live + in thread caches */
+  uint64_t used;          /* slots out of the slabs: live + cached */
   uint64_t live;          /* objects held by callers */
-  uint64_t nmalloc;       /* objects handed to callers since start */
-  uint64_t nfree;         /* and taken back */
+  uint64_t cached;        /* objects in thread caches */
   double utilisation;     /* live / objects (0 when there are no slabs) */
 } ts_stats_class_t;
 
 typedef struct ts_stats_arena_s {
-  uint64_t requested_bytes; /* asked for by callers, in this arena's memory */
+  uint64_t requested_bytes; /* asked for by callers, in this arena's memory (large blocks only
+                               unless requested_exact) */
   uint64_t used_bytes;      /* slab slots and large runs out of the arena (callers + caches) */
   uint64_t slab_free_bytes; /* unused slots and tails of its slabs */
   uint64_t dirty_bytes;     /* free pages not yet returned */
@@ -116,6 +116,9 @@ typedef struct ts_stats_arena_s {
 typedef struct ts_stats_s {
   uint32_t version;          /* TS_STATS_VERSION */
   uint32_t narenas;          /* arenas[0 .. narenas - 1] are filled */
+  uint32_t requested_exact;  /* 1: requested_bytes is exact (option stats_exact); 0: small
+                                blocks count at their class size */
+  uint32_t reserved_;
   /* the ledger, bytes */
   uint64_t requested_bytes;
   uint64_t rounding_bytes;

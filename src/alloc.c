@@ -93,7 +93,7 @@ void *ts_malloc(size_t size) {
     ts_tbin_t *b = ts_tcache_bins(tc) + cls;
     if (TS_LIKELY(b->head != NULL)) {
       void *p = ts_tcache_pop(b);
-      ts_acct_small_alloc(&tc->stats, false, p, cls, size);
+      if (TS_STATS) ts_cnt_bump(&tc->stats.nmalloc, 1);
       ts_tcache_leave(tc);
       return p;
     }
@@ -131,7 +131,7 @@ void ts_free_slow(void *p, const char *fn) {
         ts_fatal("%s(): double free of %p (size %u)", fn, p, (unsigned)ts_class_size[code]);
       ts_acct_small_free(&tc->stats, false, chunk, page, p, code);
       ts_tcache_push(b, p);
-      bool flushed = b->count > b->cap;
+      bool flushed = ts_tbin_count(b) > b->cap;
       if (flushed) {
         ts_tcache_flush_bin(tc, code, b->cap / 2);
         ts_tcache_gc(tc);
@@ -169,15 +169,13 @@ void ts_free_slow(void *p, const char *fn) {
 void ts_free(void *p) {
   uintptr_t a = (uintptr_t)p;
   if (TS_LIKELY(ts_window_kind(a) == TS_WINDOW_CHUNK)) {
-    ts_chunk_t *chunk = ts_chunk_of(p);
-    unsigned page = ts_chunk_page_of(p);
-    unsigned code = ts_chunk_codes(chunk)[page];
+    unsigned code = ts_chunk_codes(ts_chunk_of(p))[ts_chunk_page_of(p)];
     if (TS_LIKELY(code < TS_NCLASSES)) {
       ts_tcache_t *tc = &ts_tcache;
       ts_tcache_enter(tc);
       ts_tbin_t *b = ts_tcache_bins(tc) + code;
-      if (TS_LIKELY(b->count < b->cap && p != b->head)) {
-        ts_acct_small_free(&tc->stats, false, chunk, page, p, code);
+      if (TS_LIKELY(ts_tbin_count(b) < b->cap && p != b->head)) {
+        if (TS_STATS) ts_cnt_bump(&tc->stats.nfree, 1);
         ts_tcache_push(b, p);
         ts_tcache_leave(tc);
         return;
@@ -250,13 +248,12 @@ void *ts_realloc(void *p, size_t size) {
     unsigned code = ts_chunk_block_code(ts_chunk_of(p), ts_chunk_page_of(p));
     if (code < TS_NCLASSES) {
       if (size <= TS_SMALL_MAX && ts_size_to_class(size) == code) {
-        ts_acct_small_resize(p, code, size);
+        if (ts_opt.stats_exact) ts_acct_small_resize(p, code, size);
         return p;
       }
     } else if (size > TS_SMALL_MAX && size <= TS_LARGE_MAX) {
-      unsigned old_pages = (unsigned)(old >> TS_PAGE_SHIFT);
       if (ts_arena_large_resize(p, size)) {
-        ts_acct_large_resize(ts_stats_here(), p, old_pages, size);
+        ts_acct_large_resize(ts_stats_here(), p, size);
         ts_purge_kick();
         return p;
       }

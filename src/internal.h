@@ -189,16 +189,22 @@ ts_huge_t *ts_huge_header(const void *p);     /* NULL if p is not a huge pointer
 
 /* ---- tcache.c ---- */
 extern __thread ts_tcache_t ts_tcache;
+TS_INLINE uint32_t ts_tbin_count(const ts_tbin_t *b) {
+  return atomic_load_explicit(&b->count, memory_order_relaxed);
+}
+TS_INLINE void ts_tbin_set_count(ts_tbin_t *b, uint32_t n) {
+  atomic_store_explicit(&b->count, n, memory_order_relaxed);
+}
 TS_INLINE void *ts_tcache_pop(ts_tbin_t *b) {
   void *p = b->head;
   b->head = *(void **)p;
-  b->count--;
+  ts_tbin_set_count(b, ts_tbin_count(b) - 1);
   return p;
 }
 TS_INLINE void ts_tcache_push(ts_tbin_t *b, void *p) {
   *(void **)p = b->head;
   b->head = p;
-  b->count++;
+  ts_tbin_set_count(b, ts_tbin_count(b) + 1);
 }
 /* The owner's side of trimming (types.h, ts_tcache_s): a use of the cache
  * sits between ts_tcache_enter() and ts_tcache_leave() and reaches the
@@ -206,6 +212,7 @@ TS_INLINE void ts_tcache_push(ts_tbin_t *b, void *p) {
  * loads on x86-64 and AArch64; the signal fence keeps the compiler from
  * moving the read of bins_ptr above the store to in_op. */
 extern const ts_tbin_t ts_tcache_trap[TS_NCLASSES];
+extern const ts_tbin_t ts_tcache_slow_trap[TS_NCLASSES];
 TS_INLINE void ts_tcache_enter(ts_tcache_t *tc) {
   atomic_store_explicit(&tc->in_op, 1, memory_order_relaxed);
   atomic_signal_fence(memory_order_seq_cst);
@@ -219,7 +226,9 @@ TS_INLINE void ts_tcache_leave(ts_tcache_t *tc) {
 ts_tcache_t *ts_tcache_claim(void);               /* the cache, entered; NULL if none */
 bool ts_tcache_trim_idle(void);                   /* purger: flush idle caches; true if any is in use */
 size_t ts_tcache_held_bytes(const ts_tcache_t *tc);
-void ts_tcache_sum_stats(ts_tstats_t *sum);       /* every thread's counters, summed */
+/* Every thread's counters summed into *sum; objects in thread caches per
+ * class into cached[], bytes of large runs cached into *cached_large. */
+void ts_tcache_sum_stats(ts_tstats_t *sum, uint64_t *cached, uint64_t *cached_large);
 void ts_tcache_prefork(void);
 void ts_tcache_postfork_parent(void);
 void ts_tcache_postfork_child(void);
@@ -240,6 +249,11 @@ typedef struct ts_options_s {
   uint32_t dirty_max_share;   /* cap as a share of the arena's active pages, in 1/1024 */
   bool background_thread;     /* purge on the deadline from a thread of ours */
   bool mesh;                  /* the purger meshes sparse 1-page slabs */
+  bool stats_exact;           /* every small object's request is kept (side.c) */
+  uint8_t stats_print;        /* at exit: 0 none, 1 text, 2 json */
+  uint64_t stats_interval_ms; /* periodic snapshots to stats_file, 0: none */
+  const char *stats_file;     /* path template (%p: the pid), not NUL-terminated */
+  size_t stats_file_len;
 } ts_options_t;
 extern ts_options_t ts_opt;
 void ts_options_init(void);
@@ -269,7 +283,8 @@ void ts_mesh_prefork(void);                        /* every bin lock held: priva
 void ts_mesh_postfork_child(void);
 
 /* ---- stats.c: the ledger ---- */
-/* TS_STATS=0 compiles the per-call accounting out (for measuring its cost). */
+/* TS_STATS=0 compiles the fast paths' call counters out (for measuring
+ * their cost). */
 #ifndef TS_STATS
 #define TS_STATS 1
 #endif
@@ -288,36 +303,34 @@ TS_INLINE void ts_cnt_add(bool shared, _Atomic uint64_t *c, uint64_t d) {
 TS_INLINE ts_tstats_t *ts_stats_here(void) {
   return ts_tcache.state == TS_TCACHE_ACTIVE ? &ts_tcache.stats : &ts_stats_orphan;
 }
+/* The slow paths' accounting of small objects.  With option stats_exact
+ * every call takes the slow path (the fast bins are a trap) and these keep
+ * each object's slack in its slab's side array. */
 /* p, of class cls, was just taken from a thread cache or a bin (its second
- * word is its slot word) for a request of n bytes. */
+ * word is its slot word with stats_exact) for a request of n bytes. */
 TS_INLINE void ts_acct_small_alloc(ts_tstats_t *st, bool shared, void *p, unsigned cls, size_t n) {
-#if TS_STATS
+  ts_cnt_add(shared, &st->nmalloc, 1);
+  if (!ts_opt.stats_exact) return;
   uintptr_t w = ((const uintptr_t *)p)[1];
   ts_side_set(w, cls, (unsigned)(ts_class_size[cls] - n));
-  ts_cnt_add(shared, &st->nmalloc[cls], 1);
   ts_cnt_add(shared, &st->requested[w >> TS_SIDE_AIDX_SHIFT], n);
-#else
-  (void)st, (void)shared, (void)p, (void)cls, (void)n;
-#endif
 }
-/* p, of class cls on page `page` of chunk c, is being freed: takes it off
- * the ledger and keeps its slot word in its second word for the cache. */
+/* p, of class cls on page `page` of chunk c, is being freed: with
+ * stats_exact, takes its request off the ledger and keeps its slot word in
+ * its second word for the cache. */
 TS_INLINE void ts_acct_small_free(ts_tstats_t *st, bool shared, ts_chunk_t *c, unsigned page, void *p,
                                   unsigned cls) {
-#if TS_STATS
+  ts_cnt_add(shared, &st->nfree, 1);
+  if (!ts_opt.stats_exact) return;
   uintptr_t w = ts_side_word(c, page, p, cls);
   unsigned aidx = (unsigned)(w >> TS_SIDE_AIDX_SHIFT);
-  ts_cnt_add(shared, &st->nfree[cls], 1);
   ts_cnt_add(shared, &st->requested[aidx], (uint64_t)ts_side_get(w, cls) - ts_class_size[cls]);
   ts_cnt_add(shared, &st->calls[TS_CALL_REMOTE_FREE], aidx != st->aidx);
   ((uintptr_t *)p)[1] = w;
-#else
-  (void)st, (void)shared, (void)c, (void)page, (void)p, (void)cls;
-#endif
 }
 void ts_acct_large_alloc(ts_tstats_t *st, void *p, size_t n); /* p: a large run's first page */
 void ts_acct_large_free(ts_tstats_t *st, ts_chunk_t *c, unsigned page);
-void ts_acct_large_resize(ts_tstats_t *st, void *p, unsigned old_pages, size_t n);
+void ts_acct_large_resize(ts_tstats_t *st, void *p, size_t n);
 void ts_acct_small_resize(void *p, unsigned cls, size_t n); /* realloc within the class */
 void ts_acct_call(enum ts_call_e call);
 void ts_stats_fold(ts_tstats_t *st);              /* registry lock held: an exiting thread's counters */

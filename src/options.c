@@ -18,6 +18,16 @@
  *   background_thread  true/false (1/0, on/off), default true: a thread of
  *                      tessera's purges on the deadline even when the
  *                      program makes no further allocator calls
+ *   stats_exact        true/false, default false: keep every small block's
+ *                      requested size (side.c), so that the ledger's
+ *                      requested_bytes is exact; every call then takes the
+ *                      slow path (docs/STATS.md has the cost)
+ *   stats_print        none, text or json, default none: print the ledger
+ *                      to stderr (or stats_file) at exit
+ *   stats_interval_ms  0..86400000, default 0 (off): append a JSON snapshot
+ *                      to stats_file this often (from the purger thread)
+ *   stats_file         a path, %p replaced by the process id; default
+ *                      none (stderr); the value ends at the next comma
  */
 #include "internal.h"
 
@@ -30,6 +40,11 @@ ts_options_t ts_opt = {
     .dirty_max_share = 64, /* 6.25% of 1024 */
     .background_thread = true,
     .mesh = false,
+    .stats_exact = false,
+    .stats_print = 0,
+    .stats_interval_ms = 0,
+    .stats_file = NULL,
+    .stats_file_len = 0,
 };
 
 static bool opt_key_is(const char *k, size_t klen, const char *name) {
@@ -100,6 +115,22 @@ static void opt_apply(const char *k, size_t klen, const char *v, size_t vlen) {
     bool b;
     if (!opt_bool(v, vlen, &b)) return opt_warn(k, klen, "not true or false");
     ts_opt.mesh = b;
+  } else if (opt_key_is(k, klen, "stats_exact")) {
+    bool b;
+    if (!opt_bool(v, vlen, &b)) return opt_warn(k, klen, "not true or false");
+    ts_opt.stats_exact = b;
+  } else if (opt_key_is(k, klen, "stats_print")) {
+    if (opt_key_is(v, vlen, "none")) ts_opt.stats_print = 0;
+    else if (opt_key_is(v, vlen, "text")) ts_opt.stats_print = 1;
+    else if (opt_key_is(v, vlen, "json")) ts_opt.stats_print = 2;
+    else return opt_warn(k, klen, "not none, text or json");
+  } else if (opt_key_is(k, klen, "stats_interval_ms")) {
+    if (!opt_size(v, vlen, &x) || x > 86400000) return opt_warn(k, klen, "not a number of milliseconds in 0..86400000");
+    ts_opt.stats_interval_ms = x;
+  } else if (opt_key_is(k, klen, "stats_file")) {
+    if (vlen == 0 || vlen > 4000) return opt_warn(k, klen, "not a path of 1 to 4000 bytes");
+    ts_opt.stats_file = v;
+    ts_opt.stats_file_len = vlen;
   } else {
     opt_warn(k, klen, "unknown option");
   }

@@ -49,12 +49,8 @@ static void peak_raise(_Atomic uint64_t *peak, uint64_t v) {
 /* ---- accounting outside the inline fast paths ---- */
 
 void ts_acct_call(enum ts_call_e call) {
-#if TS_STATS
   ts_tstats_t *st = ts_stats_here();
   ts_cnt_add(st == &ts_stats_orphan, &st->calls[call], 1);
-#else
-  (void)call;
-#endif
 }
 
 /* A large run's request lives in its head span's first bitmap word (a
@@ -65,29 +61,24 @@ void ts_acct_large_alloc(ts_tstats_t *st, void *p, size_t n) {
   bool shared = st == &ts_stats_orphan;
   s->freemap[0] = n;
   ts_cnt_add(shared, &st->requested[c->arena->index], n);
-  ts_cnt_add(shared, &st->large_bytes, (uint64_t)s->npages << TS_PAGE_SHIFT);
-  ts_cnt_add(shared, &st->nlarge_malloc, 1);
+  ts_cnt_add(shared, &st->nmalloc, 1);
 }
 
 void ts_acct_large_free(ts_tstats_t *st, ts_chunk_t *c, unsigned page) {
   ts_span_t *s = &c->spans[page];
   bool shared = st == &ts_stats_orphan;
   ts_cnt_add(shared, &st->requested[c->arena->index], (uint64_t)0 - s->freemap[0]);
-  ts_cnt_add(shared, &st->large_bytes, (uint64_t)0 - ((uint64_t)s->npages << TS_PAGE_SHIFT));
-  ts_cnt_add(shared, &st->nlarge_free, 1);
+  ts_cnt_add(shared, &st->nfree, 1);
 }
 
-void ts_acct_large_resize(ts_tstats_t *st, void *p, unsigned old_pages, size_t n) {
+void ts_acct_large_resize(ts_tstats_t *st, void *p, size_t n) {
   ts_chunk_t *c = ts_chunk_of(p);
   ts_span_t *s = &c->spans[ts_chunk_page_of(p)];
-  bool shared = st == &ts_stats_orphan;
-  ts_cnt_add(shared, &st->requested[c->arena->index], n - s->freemap[0]);
-  ts_cnt_add(shared, &st->large_bytes, ((uint64_t)s->npages - old_pages) << TS_PAGE_SHIFT);
+  ts_cnt_add(st == &ts_stats_orphan, &st->requested[c->arena->index], n - s->freemap[0]);
   s->freemap[0] = n;
 }
 
 void ts_acct_small_resize(void *p, unsigned cls, size_t n) {
-#if TS_STATS
   ts_chunk_t *c = ts_chunk_of(p);
   unsigned page = ts_chunk_page_of(p);
   uintptr_t w = ts_side_word(c, page, p, cls);
@@ -95,9 +86,6 @@ void ts_acct_small_resize(void *p, unsigned cls, size_t n) {
   uint64_t old_n = ts_class_size[cls] - ts_side_get(w, cls);
   ts_side_set(w, cls, (unsigned)(ts_class_size[cls] - n));
   ts_cnt_add(st == &ts_stats_orphan, &st->requested[w >> TS_SIDE_AIDX_SHIFT], n - old_n);
-#else
-  (void)p, (void)cls, (void)n;
-#endif
 }
 
 /* ---- the kernel's view ---- */
@@ -157,13 +145,17 @@ typedef struct walk_s {
 
 /* One arena: its chunks under its lock (mappings, residency), then each
  * bin's counters under the bin's lock. */
-static void walk_arena(ts_arena_t *a, walk_t *w, ts_stats_arena_t *as) {
+static void walk_arena(ts_arena_t *a, walk_t *w, ts_stats_arena_t *as, bool resident) {
   pthread_mutex_lock(&a->lock);
   for (ts_chunk_t *c = a->chunks; c; c = c->next) {
     as->chunks++;
     as->mapped_bytes += TS_CHUNK_SIZE;
-    as->resident_bytes += resident_pages(c, TS_CHUNK_SIZE) << TS_PAGE_SHIFT;
-    as->metadata_bytes += resident_pages(c, (size_t)c->first_page << TS_PAGE_SHIFT) << TS_PAGE_SHIFT;
+    if (resident) {
+      as->resident_bytes += resident_pages(c, TS_CHUNK_SIZE) << TS_PAGE_SHIFT;
+      as->metadata_bytes += resident_pages(c, (size_t)c->first_page << TS_PAGE_SHIFT) << TS_PAGE_SHIFT;
+    } else {
+      as->metadata_bytes += (size_t)c->first_page << TS_PAGE_SHIFT;
+    }
   }
   as->dirty_bytes = (uint64_t)a->dirty_pages << TS_PAGE_SHIFT;
   pthread_mutex_unlock(&a->lock);
@@ -193,65 +185,69 @@ static void walk_arena(ts_arena_t *a, walk_t *w, ts_stats_arena_t *as) {
 
 static double share(uint64_t part, uint64_t whole) { return whole ? (double)part / (double)whole : 0.0; }
 
-static void stats_fill(ts_stats_t *out, walk_t *w, ts_tstats_t *sum) {
+/* resident: ask the kernel (mincore) what is in memory; the purger's
+ * ticks do not. */
+static void stats_fill(ts_stats_t *out, walk_t *w, ts_tstats_t *sum, uint64_t *cached, bool resident) {
   memset(out, 0, sizeof *out);
   memset(w, 0, sizeof *w);
   out->version = TS_STATS_VERSION;
-  ts_tcache_sum_stats(sum);
+  out->requested_exact = ts_opt.stats_exact;
+  uint64_t cached_large;
+  ts_tcache_sum_stats(sum, cached, &cached_large);
   unsigned narenas = ts_is_ready() ? ts_narenas : 0;
   out->narenas = narenas;
-  uint64_t committed_arenas = 0;
+  uint64_t requested_counted = 0;
   for (unsigned i = 0; i < narenas; i++) {
     ts_stats_arena_t *as = &out->arenas[i];
-    walk_arena(&ts_arenas[i], w, as);
+    walk_arena(&ts_arenas[i], w, as, resident);
     as->requested_bytes = atomic_load_explicit(&sum->requested[i], memory_order_relaxed);
-    committed_arenas += as->committed_bytes;
+    requested_counted += as->requested_bytes;
     out->slab_free_bytes += as->slab_free_bytes;
     out->dirty_bytes += as->dirty_bytes;
     out->metadata_bytes += as->metadata_bytes;
     out->mapped_bytes += as->mapped_bytes;
     out->resident_bytes += as->resident_bytes;
-    out->requested_bytes += as->requested_bytes;
   }
-  uint64_t small_live = 0, small_used = 0;
+  /* out of the slabs = held by callers + in thread caches */
+  uint64_t small_live = 0, small_cached = 0;
   for (unsigned c = 0; c < TS_NCLASSES; c++) {
     ts_stats_class_t *cs = &out->classes[c];
     cs->size = ts_class_size[c];
-    cs->nmalloc = atomic_load_explicit(&sum->nmalloc[c], memory_order_relaxed);
-    cs->nfree = atomic_load_explicit(&sum->nfree[c], memory_order_relaxed);
-    cs->live = cs->nmalloc - cs->nfree;
     cs->slabs = w->cls_slabs[c];
     cs->slab_bytes = w->cls_pages[c] << TS_PAGE_SHIFT;
     cs->objects = w->cls_objects[c];
     cs->used = w->cls_used[c];
+    cs->cached = cached[c] < cs->used ? cached[c] : cs->used;
+    cs->live = cs->used - cs->cached;
     cs->utilisation = share(cs->live, cs->objects);
     small_live += cs->live * cs->size;
-    small_used += cs->used * cs->size;
-    out->nmalloc += cs->nmalloc;
-    out->nfree += cs->nfree;
+    small_cached += cs->cached * cs->size;
   }
-  uint64_t large = atomic_load_explicit(&sum->large_bytes, memory_order_relaxed);
+  if (cached_large > w->large_bytes) cached_large = w->large_bytes;
+  uint64_t large_live = w->large_bytes - cached_large;
   uint64_t huge_usable = atomic_load_explicit(&ts_huge_usable_total, memory_order_relaxed);
   uint64_t huge_mapped = atomic_load_explicit(&ts_huge_mapped, memory_order_relaxed);
-  out->requested_bytes += atomic_load_explicit(&ts_huge_requested, memory_order_relaxed);
-  out->large_bytes = large;
+  out->large_bytes = large_live;
   out->huge_bytes = huge_usable;
-  out->allocated_bytes = small_live + large + huge_usable;
-  out->rounding_bytes = out->allocated_bytes > out->requested_bytes ? out->allocated_bytes - out->requested_bytes : 0;
-  uint64_t out_of_bins = small_used + w->large_bytes, held = small_live + large;
-  out->cached_bytes = out_of_bins > held ? out_of_bins - held : 0;
+  out->allocated_bytes = small_live + large_live + huge_usable;
+  /* requested: large runs' and huge blocks' always; small objects' with
+   * stats_exact, else counted at their class size */
+  out->requested_bytes = requested_counted + atomic_load_explicit(&ts_huge_requested, memory_order_relaxed) +
+                         (ts_opt.stats_exact ? 0 : small_live);
+  if (out->requested_bytes > out->allocated_bytes) out->requested_bytes = out->allocated_bytes;
+  out->rounding_bytes = out->allocated_bytes - out->requested_bytes;
+  out->cached_bytes = small_cached + cached_large;
   /* tessera's structures outside its mappings: the arenas, the thread
    * caches, the chunk map's touched pages; and the huge headers */
   uint64_t threads = 0;
   for (unsigned i = 0; i < narenas; i++) threads += out->arenas[i].threads;
   uint64_t fixed = (uint64_t)narenas * sizeof(ts_arena_t) + threads * sizeof(ts_tcache_t) +
-                   (resident_pages((void *)ts_chunk_map, sizeof ts_chunk_map) << TS_PAGE_SHIFT);
+                   (resident ? resident_pages((void *)ts_chunk_map, sizeof ts_chunk_map) << TS_PAGE_SHIFT : 0);
   out->metadata_bytes += fixed + (huge_mapped - huge_usable);
   out->mapped_bytes += huge_mapped;
   out->resident_bytes += huge_mapped;
   out->committed_bytes = out->requested_bytes + out->rounding_bytes + out->cached_bytes + out->slab_free_bytes +
                          out->dirty_bytes + out->metadata_bytes;
-  (void)committed_arenas;
   process_rss(&out->process_rss_bytes, &out->process_rss_peak_bytes);
   out->returned_bytes = atomic_load_explicit(&ts_pages_returned_total, memory_order_relaxed) << TS_PAGE_SHIFT;
   uint64_t over = out->committed_bytes - out->requested_bytes;
@@ -261,10 +257,10 @@ static void stats_fill(ts_stats_t *out, walk_t *w, ts_tstats_t *sum) {
   out->slab_free_share = share(out->slab_free_bytes, over);
   out->dirty_share = share(out->dirty_bytes, over);
   out->metadata_share = share(out->metadata_bytes, over);
-  out->nmalloc += atomic_load_explicit(&sum->nlarge_malloc, memory_order_relaxed) +
-                  atomic_load_explicit(&ts_huge_nmalloc, memory_order_relaxed);
-  out->nfree += atomic_load_explicit(&sum->nlarge_free, memory_order_relaxed) +
-                atomic_load_explicit(&ts_huge_nfree, memory_order_relaxed);
+  out->nmalloc = atomic_load_explicit(&sum->nmalloc, memory_order_relaxed) +
+                 atomic_load_explicit(&ts_huge_nmalloc, memory_order_relaxed);
+  out->nfree = atomic_load_explicit(&sum->nfree, memory_order_relaxed) +
+               atomic_load_explicit(&ts_huge_nfree, memory_order_relaxed);
   out->ncalloc = atomic_load_explicit(&sum->calls[TS_CALL_CALLOC], memory_order_relaxed);
   out->nrealloc = atomic_load_explicit(&sum->calls[TS_CALL_REALLOC], memory_order_relaxed);
   out->naligned = atomic_load_explicit(&sum->calls[TS_CALL_ALIGNED], memory_order_relaxed);
@@ -272,7 +268,7 @@ static void stats_fill(ts_stats_t *out, walk_t *w, ts_tstats_t *sum) {
   out->nhuge = atomic_load_explicit(&ts_huge_count, memory_order_relaxed);
   peak_raise(&peak_requested, out->requested_bytes);
   peak_raise(&peak_allocated, out->allocated_bytes);
-  peak_raise(&peak_resident, out->resident_bytes);
+  if (resident) peak_raise(&peak_resident, out->resident_bytes);
   out->requested_peak_bytes = atomic_load_explicit(&peak_requested, memory_order_relaxed);
   out->allocated_peak_bytes = atomic_load_explicit(&peak_allocated, memory_order_relaxed);
   out->resident_peak_bytes = atomic_load_explicit(&peak_resident, memory_order_relaxed);
@@ -281,6 +277,7 @@ static void stats_fill(ts_stats_t *out, walk_t *w, ts_tstats_t *sum) {
 /* Scratch for snapshots, under stats_lock: kept off the caller's stack. */
 static walk_t scratch_walk;
 static ts_tstats_t scratch_sum;
+static uint64_t scratch_cached[TS_NCLASSES];
 
 int ts_stats_get(ts_stats_t *out) {
   if (!out) {
@@ -288,26 +285,18 @@ int ts_stats_get(ts_stats_t *out) {
     return -1;
   }
   pthread_mutex_lock(&stats_lock);
-  stats_fill(out, &scratch_walk, &scratch_sum);
+  stats_fill(out, &scratch_walk, &scratch_sum, scratch_cached, true);
   pthread_mutex_unlock(&stats_lock);
   return 0;
 }
 
-/* The purger's tick: the counters alone, for the requested and allocated
- * high-water marks. */
+/* The purger's tick: a snapshot for the high-water marks (and the
+ * periodic stats file, if asked for). */
 void ts_stats_tick(void) {
+  static ts_stats_t tick_stats; /* under stats_lock */
   pthread_mutex_lock(&stats_lock);
-  ts_tcache_sum_stats(&scratch_sum);
-  uint64_t requested = atomic_load_explicit(&ts_huge_requested, memory_order_relaxed);
-  uint64_t allocated = atomic_load_explicit(&ts_huge_usable_total, memory_order_relaxed) +
-                       atomic_load_explicit(&scratch_sum.large_bytes, memory_order_relaxed);
-  for (unsigned i = 0; i < TS_ARENAS_MAX; i++) requested += atomic_load_explicit(&scratch_sum.requested[i], memory_order_relaxed);
-  for (unsigned c = 0; c < TS_NCLASSES; c++)
-    allocated += (atomic_load_explicit(&scratch_sum.nmalloc[c], memory_order_relaxed) -
-                  atomic_load_explicit(&scratch_sum.nfree[c], memory_order_relaxed)) * ts_class_size[c];
+  stats_fill(&tick_stats, &scratch_walk, &scratch_sum, scratch_cached, false);
   pthread_mutex_unlock(&stats_lock);
-  peak_raise(&peak_requested, requested);
-  peak_raise(&peak_allocated, allocated);
 }
 
 void ts_stats_prefork(void) { pthread_mutex_lock(&stats_lock); }

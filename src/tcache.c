@@ -48,6 +48,18 @@ __thread ts_tcache_t ts_tcache __attribute__((tls_model("initial-exec"))) = {
 
 static ts_tbin_t *trap_bins(void) { return (ts_tbin_t *)ts_tcache_trap; }
 
+/* The same for a thread whose every call must take the slow path (option
+ * stats_exact): a different address, so that the purger's trap is told
+ * apart from it. */
+const ts_tbin_t ts_tcache_slow_trap[TS_NCLASSES];
+
+static size_t large_bytes_of(const ts_tcache_t *tc) {
+  return atomic_load_explicit(&tc->large_bytes, memory_order_relaxed);
+}
+static void large_bytes_add(ts_tcache_t *tc, size_t d) {
+  atomic_store_explicit(&tc->large_bytes, large_bytes_of(tc) + d, memory_order_relaxed);
+}
+
 #define TS_TCACHE_CLASS_BYTES ((size_t)32 << 10)
 #define TS_TCACHE_MIN_SLOTS 4u
 #define TS_TCACHE_MAX_SLOTS 256u
@@ -82,11 +94,19 @@ static void stats_add(ts_tstats_t *to, ts_tstats_t *from) {
 }
 
 /* The sum of every thread's counters, the exited ones' included, into
- * *sum (zeroed first). */
-void ts_tcache_sum_stats(ts_tstats_t *sum) {
+ * *sum, and what the caches hold into cached[] (objects per class) and
+ * *cached_large (bytes); all zeroed first.  The caches' counts are read
+ * while their threads may be using them: exact when they are not. */
+void ts_tcache_sum_stats(ts_tstats_t *sum, uint64_t *cached, uint64_t *cached_large) {
   memset(sum, 0, sizeof *sum);
+  memset(cached, 0, TS_NCLASSES * sizeof *cached);
+  *cached_large = 0;
   pthread_mutex_lock(&registry_lock);
-  for (ts_tcache_t *tc = registry; tc; tc = tc->reg_next) stats_add(sum, &tc->stats);
+  for (ts_tcache_t *tc = registry; tc; tc = tc->reg_next) {
+    stats_add(sum, &tc->stats);
+    for (unsigned c = 0; c < TS_NCLASSES; c++) cached[c] += ts_tbin_count(&tc->bins[c]);
+    *cached_large += large_bytes_of(tc);
+  }
   stats_add(sum, &ts_stats_orphan);
   pthread_mutex_unlock(&registry_lock);
 }
@@ -110,9 +130,9 @@ ts_tcache_t *ts_tcache_claim(void) {
   if (!tc) return NULL;
   for (;;) {
     ts_tcache_enter(tc);
-    if (ts_tcache_bins(tc) == tc->bins) return tc;
+    if (ts_tcache_bins(tc) == tc->fast_bins) return tc;
     ts_tcache_leave(tc);
-    while (ts_tcache_bins(tc) != tc->bins) sched_yield();
+    while (ts_tcache_bins(tc) != tc->fast_bins) sched_yield();
   }
 }
 
@@ -121,12 +141,12 @@ void ts_tcache_setup(ts_tcache_t *tc) {
   tc->stats.aidx = tc->arena->index;
   for (unsigned c = 0; c < TS_NCLASSES; c++) {
     tc->bins[c].head = NULL;
-    tc->bins[c].count = 0;
+    ts_tbin_set_count(&tc->bins[c], 0);
     tc->bins[c].cap = ts_tcache_cap_of(c);
     tc->used[c] = 0;
   }
   for (unsigned n = 0; n <= TS_TCACHE_LARGE_PAGES; n++) tc->large[n] = NULL;
-  tc->large_bytes = 0;
+  atomic_store_explicit(&tc->large_bytes, 0, memory_order_relaxed);
   tc->large_used = false;
   tc->last_gc_ns = ts_os_now_ns();
   tc->idle_sig = 0;
@@ -139,8 +159,9 @@ void ts_tcache_setup(ts_tcache_t *tc) {
     ts_arena_release(tc->arena);
     return;
   }
+  tc->fast_bins = ts_opt.stats_exact ? (ts_tbin_t *)ts_tcache_slow_trap : tc->bins;
   registry_add(tc);
-  atomic_store_explicit(&tc->bins_ptr, tc->bins, memory_order_release);
+  atomic_store_explicit(&tc->bins_ptr, tc->fast_bins, memory_order_release);
   tc->state = TS_TCACHE_ACTIVE;
 }
 
@@ -148,7 +169,7 @@ void ts_tcache_setup(ts_tcache_t *tc) {
  * are left. */
 void ts_tcache_flush_bin(ts_tcache_t *tc, unsigned cls, unsigned keep) {
   ts_tbin_t *b = &tc->bins[cls];
-  if (b->count <= keep) return;
+  if (ts_tbin_count(b) <= keep) return;
   void *batch[TS_TCACHE_MAX_SLOTS];
   void **link = &b->head;
   for (unsigned i = 0; i < keep; i++) link = (void **)*link;
@@ -159,7 +180,7 @@ void ts_tcache_flush_bin(ts_tcache_t *tc, unsigned cls, unsigned keep) {
     batch[n++] = p;
     p = *(void **)p;
   }
-  b->count = keep;
+  ts_tbin_set_count(b, keep);
   ts_bin_flush(cls, batch, n);
 }
 
@@ -169,7 +190,7 @@ void *ts_tcache_large_pop(ts_tcache_t *tc, unsigned npages) {
   void *p = tc->large[npages];
   if (!p) return NULL;
   tc->large[npages] = *(void **)p;
-  tc->large_bytes -= (size_t)npages << TS_PAGE_SHIFT;
+  large_bytes_add(tc, 0 - ((size_t)npages << TS_PAGE_SHIFT));
   tc->large_used = true;
   ts_chunk_t *chunk = ts_chunk_of(p);
   ts_chunk_codes(chunk)[ts_chunk_page_of(p)] = TS_PAGE_LARGE;
@@ -178,13 +199,13 @@ void *ts_tcache_large_pop(ts_tcache_t *tc, unsigned npages) {
 
 bool ts_tcache_large_push(ts_tcache_t *tc, void *p, unsigned npages) {
   size_t bytes = (size_t)npages << TS_PAGE_SHIFT;
-  if (npages > TS_TCACHE_LARGE_PAGES || tc->large_bytes + bytes > TS_TCACHE_LARGE_BYTES) return false;
+  if (npages > TS_TCACHE_LARGE_PAGES || large_bytes_of(tc) + bytes > TS_TCACHE_LARGE_BYTES) return false;
   /* the run stays allocated in its arena; its code says it is cached, so a
    * second free of it is caught */
   ts_chunk_codes(ts_chunk_of(p))[ts_chunk_page_of(p)] = TS_PAGE_CACHED;
   *(void **)p = tc->large[npages];
   tc->large[npages] = p;
-  tc->large_bytes += bytes;
+  large_bytes_add(tc, bytes);
   return true;
 }
 
@@ -199,7 +220,7 @@ static void tcache_flush_large(ts_tcache_t *tc) {
       ts_arena_run_free(chunk, page);
     }
   }
-  tc->large_bytes = 0;
+  atomic_store_explicit(&tc->large_bytes, 0, memory_order_relaxed);
 }
 
 void ts_tcache_flush_all(ts_tcache_t *tc) {
@@ -212,7 +233,7 @@ void ts_tcache_gc(ts_tcache_t *tc) {
   if (now - tc->last_gc_ns < (uint64_t)TS_TCACHE_GC_MS * 1000000u) return;
   tc->last_gc_ns = now;
   for (unsigned c = 0; c < TS_NCLASSES; c++) {
-    if (!tc->used[c]) ts_tcache_flush_bin(tc, c, tc->bins[c].count / 2);
+    if (!tc->used[c]) ts_tcache_flush_bin(tc, c, ts_tbin_count(&tc->bins[c]) / 2);
     tc->used[c] = 0;
   }
   if (!tc->large_used) tcache_flush_large(tc);
@@ -240,11 +261,11 @@ void *ts_tcache_refill(ts_tcache_t *tc, unsigned cls) {
 static uint64_t tcache_signature(const ts_tcache_t *tc) {
   uint64_t sig = 0, held = 0;
   for (unsigned c = 0; c < TS_NCLASSES; c++) {
-    sig = (sig ^ (uintptr_t)tc->bins[c].head ^ tc->bins[c].count) * 0x100000001b3ull;
-    held |= tc->bins[c].count;
+    sig = (sig ^ (uintptr_t)tc->bins[c].head ^ ts_tbin_count(&tc->bins[c])) * 0x100000001b3ull;
+    held |= ts_tbin_count(&tc->bins[c]);
   }
   for (unsigned n = 0; n <= TS_TCACHE_LARGE_PAGES; n++) sig = (sig ^ (uintptr_t)tc->large[n]) * 0x100000001b3ull;
-  held |= tc->large_bytes;
+  held |= large_bytes_of(tc);
   return held ? sig | 1 : 0;
 }
 
@@ -271,7 +292,7 @@ bool ts_tcache_trim_idle(void) {
       }
       tc->idle_sig = sig;
     }
-    atomic_store_explicit(&tc->bins_ptr, tc->bins, memory_order_release);
+    atomic_store_explicit(&tc->bins_ptr, tc->fast_bins, memory_order_release);
   }
   pthread_mutex_unlock(&registry_lock);
   return busy;
@@ -282,8 +303,8 @@ bool ts_tcache_trim_idle(void) {
 size_t ts_tcache_held_bytes(const ts_tcache_t *tc) {
   size_t bytes = 0;
   pthread_mutex_lock(&registry_lock);
-  for (unsigned c = 0; c < TS_NCLASSES; c++) bytes += (size_t)tc->bins[c].count * ts_class_size[c];
-  bytes += tc->large_bytes;
+  for (unsigned c = 0; c < TS_NCLASSES; c++) bytes += (size_t)ts_tbin_count(&tc->bins[c]) * ts_class_size[c];
+  bytes += large_bytes_of(tc);
   pthread_mutex_unlock(&registry_lock);
   return bytes;
 }

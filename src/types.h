@@ -228,14 +228,16 @@ typedef struct ts_meta_s {
  * ts_stats_get from other threads with relaxed loads.  Sums over threads
  * wrap modulo 2^64, so a block freed by another thread than the one that
  * allocated it nets out in the total.  A thread's counters are folded into
- * ts_stats_gone when it exits. */
+ * ts_stats_orphan when it exits.  The fast paths bump nmalloc or nfree
+ * only; what is live comes from the bins' counters minus what the thread
+ * caches hold (stats.c). */
 enum ts_call_e { TS_CALL_CALLOC, TS_CALL_REALLOC, TS_CALL_ALIGNED, TS_CALL_REMOTE_FREE, TS_NCALLS };
 typedef struct ts_tstats_s {
-  _Atomic uint64_t nmalloc[TS_NCLASSES];   /* objects of the class handed to callers */
-  _Atomic uint64_t nfree[TS_NCLASSES];     /* and taken back */
-  _Atomic uint64_t requested[TS_ARENAS_MAX]; /* bytes asked for, minus bytes freed, by arena of the memory */
-  _Atomic uint64_t large_bytes;            /* pages of large blocks handed out minus freed, bytes */
-  _Atomic uint64_t nlarge_malloc, nlarge_free;
+  _Atomic uint64_t nmalloc;                /* blocks handed to callers */
+  _Atomic uint64_t nfree;                  /* and taken back */
+  /* bytes asked for minus bytes freed, by arena of the memory: large runs
+   * always, small objects with option stats_exact */
+  _Atomic uint64_t requested[TS_ARENAS_MAX];
   _Atomic uint64_t calls[TS_NCALLS];
   uint32_t aidx;                           /* the owner's arena (remote frees are frees of others') */
 } ts_tstats_t;
@@ -326,7 +328,7 @@ typedef struct ts_mesh_group_s {
  *   count == length of the list <= cap;  head == NULL <=> count == 0 */
 typedef struct ts_tbin_s {
   void *head;      /* most recently freed object */
-  uint32_t count;
+  _Atomic uint32_t count; /* written by the owner only (relaxed); read by the ledger */
   uint32_t cap;
 } ts_tbin_t;
 
@@ -352,7 +354,9 @@ enum ts_tcache_state_e {
  * in_op is down.  After the barrier, either the purger sees in_op up or the
  * owner sees the trap (and its slow path waits until bins_ptr comes back). */
 typedef struct ts_tcache_s {
-  ts_tbin_t *_Atomic bins_ptr; /* bins, or ts_tcache_trap */
+  ts_tbin_t *_Atomic bins_ptr; /* fast_bins, or ts_tcache_trap while the purger works */
+  ts_tbin_t *fast_bins;      /* bins, or ts_tcache_slow_trap when every call must take the
+                                slow path (option stats_exact) */
   _Atomic uint32_t in_op;    /* owner: inside a use of the cache */
   ts_tbin_t bins[TS_NCLASSES];
   uint64_t idle_sig;         /* purger: the cache's state at the last tick */
@@ -365,7 +369,7 @@ typedef struct ts_tcache_s {
    * count (linked through the run's first word), at most
    * TS_TCACHE_LARGE_BYTES in all. */
   void *large[TS_TCACHE_LARGE_PAGES + 1];
-  size_t large_bytes;
+  _Atomic size_t large_bytes;  /* written by the owner (or the purger, by the protocol) */
   bool large_used;           /* a cached large run was reused since the last trim */
   ts_tstats_t stats;         /* this thread's share of the ledger */
 } ts_tcache_t;

@@ -23,7 +23,7 @@ static void parse(const char *conf, char *err, size_t cap) {
   close(fds[0]);
 }
 
-static const ts_options_t defaults = {1000, 0, 64, true, false};
+static const ts_options_t defaults = {1000, 0, 64, true, false, false, 0, 0, NULL, 0};
 
 TS_TEST(defaults_are_documented) {
   expect_eq(ts_opt.decay_ms, 1000);
@@ -31,6 +31,27 @@ TS_TEST(defaults_are_documented) {
   expect_eq(ts_opt.dirty_max_share, 64);
   expect_true(ts_opt.background_thread);
   expect_true(!ts_opt.mesh);
+  expect_true(!ts_opt.stats_exact);
+  expect_eq(ts_opt.stats_print, 0);
+  expect_eq(ts_opt.stats_interval_ms, 0);
+  expect_true(ts_opt.stats_file == NULL);
+}
+
+TS_TEST(stats_options) {
+  char err[512];
+  parse("stats_exact:true,stats_print:json,stats_interval_ms:250,stats_file:/tmp/ts.%p.json", err, sizeof err);
+  expect_eq(err[0], 0);
+  expect_true(ts_opt.stats_exact);
+  expect_eq(ts_opt.stats_print, 2);
+  expect_eq(ts_opt.stats_interval_ms, 250);
+  expect_eq(ts_opt.stats_file_len, strlen("/tmp/ts.%p.json"));
+  expect_true(ts_opt.stats_file && memcmp(ts_opt.stats_file, "/tmp/ts.%p.json", ts_opt.stats_file_len) == 0);
+  parse("stats_print:yaml,stats_interval_ms:-1,stats_exact:perhaps", err, sizeof err);
+  expect_true(strstr(err, "tessera: warning: TESSERA_CONF: stats_print: not none, text or json") != NULL, "%s", err);
+  expect_true(strstr(err, "tessera: warning: TESSERA_CONF: stats_interval_ms: not a number") != NULL, "%s", err);
+  expect_true(strstr(err, "tessera: warning: TESSERA_CONF: stats_exact: not true or false") != NULL, "%s", err);
+  expect_eq(ts_opt.stats_print, 2); /* bad values leave the option as it was */
+  ts_opt = defaults;
 }
 
 TS_TEST(good_values) {
@@ -72,6 +93,7 @@ int main(void) {
   ts_init_slow();
   ts_run(defaults_are_documented);
   ts_run(good_values);
+  ts_run(stats_options);
   ts_run(bad_values_warn_and_are_ignored);
   return ts_test_done();
 }
