@@ -156,10 +156,46 @@ typedef struct ts_stats_s {
 /* Fills *out; returns 0, or -1 with errno EINVAL when out is NULL. */
 TS_API int ts_stats_get(ts_stats_t *out);
 
+/* ---- Tags: what a program allocates, by name ----
+ *
+ * With TESSERA_CONF=tags:true (which implies stats_exact) every block is
+ * charged to the tag current on the allocating thread, and credited back
+ * to that tag when freed, by whichever thread.  Tag 0 is "untagged".
+ * Without the option tags can be registered and set but nothing is
+ * charged (and the fast paths pay nothing). */
+typedef uint16_t ts_tag_t;
+#define TS_TAG_NONE 0
+#define TS_TAGS_MAX 256       /* tags, "untagged" included */
+#define TS_TAG_NAME_MAX 48    /* bytes of a name, NUL included; longer names are cut */
+
+/* The tag of that name, registered on first use; TS_TAG_NONE with errno
+ * EINVAL (no name) or ENOSPC (table full), with a message on stderr. */
+TS_API ts_tag_t ts_tag_register(const char *name);
+/* Sets the calling thread's current tag; returns the previous one, so that
+ *   ts_tag_t prev = ts_tag_set(t); ... ts_tag_set(prev);
+ * scopes it.  An unregistered tag is refused (errno EINVAL, a message). */
+TS_API ts_tag_t ts_tag_set(ts_tag_t tag);
+TS_API ts_tag_t ts_tag_get(void);
+#define ts_tag_push(tag) ts_tag_set(tag)
+#define ts_tag_pop(prev) ((void)ts_tag_set(prev))
+/* ts_malloc charged to tag, whatever the current tag. */
+TS_API TS_MALLOC_ATTR void *ts_malloc_tagged(size_t size, ts_tag_t tag);
+
+typedef struct ts_tag_stats_s {
+  char name[TS_TAG_NAME_MAX];
+  ts_tag_t tag;
+  uint64_t requested_bytes; /* asked for by blocks of the tag that are still held */
+  uint64_t peak_bytes;      /* the highest requested_bytes has been */
+  uint64_t allocations;     /* blocks allocated with the tag since start */
+} ts_tag_stats_t;
+/* Fills out[0 .. min(max, n) - 1] with tags 0, 1, ...; returns n, the
+ * number of tags (untagged included). */
+TS_API unsigned ts_tag_stats(ts_tag_stats_t *out, unsigned max);
+
 /* Prints a snapshot to out: TS_STATS_TEXT, a table for people, or
  * TS_STATS_JSON, one JSON object on one line (docs/STATS.md: stable field
- * names).  TS_STATS_CLASSES_TOO / TS_STATS_ARENAS_TOO add the per-class and
- * per-arena tables.  Returns 0, or -1 if writing failed. */
+ * names).  Or-ing TS_STATS_NO_CLASSES / TS_STATS_NO_ARENAS leaves out the
+ * per-class and per-arena tables.  Returns 0, or -1 if writing failed. */
 #define TS_STATS_TEXT 0
 #define TS_STATS_JSON 1
 #define TS_STATS_NO_CLASSES 2

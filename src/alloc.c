@@ -122,14 +122,14 @@ void ts_free_slow(void *p, const char *fn) {
     if (code < TS_NCLASSES) {
       ts_tcache_t *tc = ts_tcache_claim();
       if (!tc) {
-        ts_acct_small_free(&ts_stats_orphan, true, chunk, page, p, code);
+        ts_acct_small_free(&ts_stats_orphan, true, p, code);
         ts_bin_flush(code, &p, 1);
         return;
       }
       ts_tbin_t *b = &tc->bins[code];
       if (TS_UNLIKELY(p == b->head))
         ts_fatal("%s(): double free of %p (size %u)", fn, p, (unsigned)ts_class_size[code]);
-      ts_acct_small_free(&tc->stats, false, chunk, page, p, code);
+      ts_acct_small_free(&tc->stats, false, p, code);
       ts_tcache_push(b, p);
       bool flushed = ts_tbin_count(b) > b->cap;
       if (flushed) {
@@ -262,7 +262,11 @@ void *ts_realloc(void *p, size_t size) {
     void *q = ts_huge_realloc(p, size);
     if (q) return q;
   }
+  /* a moved block keeps its tag */
+  ts_tag_t prev = ts_tag_current;
+  if (ts_opt.tags) ts_tag_current = ts_tag_of_block(p);
   void *q = ts_malloc(size);
+  ts_tag_current = prev;
   if (!q) return NULL;
   memcpy(q, p, old < size ? old : size);
   ts_free(p);

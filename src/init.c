@@ -27,6 +27,9 @@ static pthread_t init_owner;
 static void init_thread_exit(void *arg) { ts_tcache_teardown(arg); }
 
 static void init_prefork(void) {
+  ts_stats_print_prefork();
+  ts_tag_prefork();
+  ts_huge_prefork();
   ts_stats_prefork();
   ts_tcache_prefork();
   ts_bin_prefork();
@@ -38,6 +41,9 @@ static void init_postfork_parent(void) {
   ts_bin_postfork_parent();
   ts_tcache_postfork_parent();
   ts_stats_postfork_parent();
+  ts_huge_postfork_parent();
+  ts_tag_postfork_parent();
+  ts_stats_print_postfork_parent();
 }
 static void init_postfork_child(void) {
   ts_arena_postfork_child();
@@ -46,6 +52,9 @@ static void init_postfork_child(void) {
   ts_mesh_postfork_child();
   ts_purge_postfork_child();
   ts_stats_postfork_child();
+  ts_stats_writer_postfork_child();
+  ts_tag_postfork_child();
+  ts_huge_postfork_child();
   if (ts_tcache.state == TS_TCACHE_ACTIVE)
     atomic_fetch_add_explicit(&ts_tcache.arena->xthreads, 1, memory_order_relaxed);
 }

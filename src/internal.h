@@ -121,7 +121,6 @@ TS_INLINE void *ts_slab_base(ts_chunk_t *chunk, const ts_span_t *slab) {
 /* Classes below this one have narrow (one-byte) slots. */
 #define TS_SIDE_NARROW_CLASSES (TS_SIDE_NARROW_MAX / 16u)
 _Static_assert(TS_SIDE_NARROW_MAX < 256, "a narrow slot holds any slack of its class, 0 included");
-#define TS_SIDE_ADDR_MASK (((uintptr_t)1 << TS_SIDE_AIDX_SHIFT) - 1)
 TS_INLINE ts_side_t **ts_chunk_sides(ts_chunk_t *c) {
   return c->side_area + ((((uintptr_t)c) >> TS_CHUNK_SHIFT) & (TS_CHUNK_COLORS - 1)) * 8;
 }
@@ -131,26 +130,22 @@ void ts_side_detach(ts_chunk_t *chunk, unsigned head, unsigned npages);
 void ts_meta_prefork(ts_arena_t *arena);
 void ts_meta_postfork_parent(ts_arena_t *arena);
 void ts_meta_postfork_child(ts_arena_t *arena);
-/* The slot word of object index i of a slab with side array s. */
-TS_INLINE uintptr_t ts_side_word_at(const ts_side_t *s, uintptr_t i, unsigned cls) {
-  uintptr_t slot = (uintptr_t)s->slot + (cls < TS_SIDE_NARROW_CLASSES ? i : 2 * i);
-  return slot | (uintptr_t)s->aidx << TS_SIDE_AIDX_SHIFT;
+/* Object p's slab's side array (p of class cls, on a slab page), and
+ * p's index in it. */
+TS_INLINE ts_side_t *ts_side_find(const void *p, unsigned cls, unsigned *index) {
+  ts_side_t *s = ts_chunk_sides(ts_chunk_of(p))[ts_chunk_page_of(p)];
+  *index = (unsigned)((((uintptr_t)p - s->base) * ts_class_div_mul[cls]) >> 32);
+  return s;
 }
-/* The slot word of object p of class cls on page `page` of chunk c. */
-TS_INLINE uintptr_t ts_side_word(ts_chunk_t *c, unsigned page, const void *p, unsigned cls) {
-  const ts_side_t *s = ts_chunk_sides(c)[page];
-  uintptr_t i = (((uintptr_t)p - s->base) * ts_class_div_mul[cls]) >> 32;
-  return ts_side_word_at(s, i, cls);
+TS_INLINE unsigned ts_side_slack(const ts_side_t *s, unsigned i) {
+  return s->cls < TS_SIDE_NARROW_CLASSES ? s->slot[i] : ((const uint16_t *)(const void *)s->slot)[i];
 }
-TS_INLINE unsigned ts_side_get(uintptr_t w, unsigned cls) {
-  uintptr_t slot = w & TS_SIDE_ADDR_MASK;
-  return cls < TS_SIDE_NARROW_CLASSES ? *(const uint8_t *)slot : *(const uint16_t *)slot;
+TS_INLINE void ts_side_set_slack(ts_side_t *s, unsigned i, unsigned slack) {
+  if (s->cls < TS_SIDE_NARROW_CLASSES) s->slot[i] = (uint8_t)slack;
+  else ((uint16_t *)(void *)s->slot)[i] = (uint16_t)slack;
 }
-TS_INLINE void ts_side_set(uintptr_t w, unsigned cls, unsigned slack) {
-  uintptr_t slot = w & TS_SIDE_ADDR_MASK;
-  if (cls < TS_SIDE_NARROW_CLASSES) *(uint8_t *)slot = (uint8_t)slack;
-  else *(uint16_t *)slot = (uint16_t)slack;
-}
+/* The tags of the slab's objects (option tags). */
+TS_INLINE uint16_t *ts_side_tags(ts_side_t *s) { return (uint16_t *)(void *)(s->slot + s->tag_off); }
 
 /* ---- bin.c: the non-full slabs of one class in one arena ---- */
 void ts_bin_init(ts_bin_t *bin);
@@ -186,6 +181,10 @@ void ts_huge_free(void *p);
 size_t ts_huge_usable(const void *p);
 void *ts_huge_realloc(void *p, size_t size);  /* NULL: could not, p untouched */
 ts_huge_t *ts_huge_header(const void *p);     /* NULL if p is not a huge pointer */
+void ts_huge_each(void (*fn)(void *map, size_t bytes, void *arg), void *arg);
+void ts_huge_prefork(void);
+void ts_huge_postfork_parent(void);
+void ts_huge_postfork_child(void);
 
 /* ---- tcache.c ---- */
 extern __thread ts_tcache_t ts_tcache;
@@ -250,6 +249,7 @@ typedef struct ts_options_s {
   bool background_thread;     /* purge on the deadline from a thread of ours */
   bool mesh;                  /* the purger meshes sparse 1-page slabs */
   bool stats_exact;           /* every small object's request is kept (side.c) */
+  bool tags;                  /* blocks are charged to tags (tag.c); implies stats_exact */
   uint8_t stats_print;        /* at exit: 0 none, 1 text, 2 json */
   uint64_t stats_interval_ms; /* periodic snapshots to stats_file, 0: none */
   const char *stats_file;     /* path template (%p: the pid), not NUL-terminated */
@@ -304,42 +304,45 @@ TS_INLINE ts_tstats_t *ts_stats_here(void) {
   return ts_tcache.state == TS_TCACHE_ACTIVE ? &ts_tcache.stats : &ts_stats_orphan;
 }
 /* The slow paths' accounting of small objects.  With option stats_exact
- * every call takes the slow path (the fast bins are a trap) and these keep
- * each object's slack in its slab's side array. */
-/* p, of class cls, was just taken from a thread cache or a bin (its second
- * word is its slot word with stats_exact) for a request of n bytes. */
+ * (or tags) every call takes the slow path (the fast bins are a trap) and
+ * these keep each object's slack (and tag) in its slab's side array. */
+void ts_acct_exact_alloc(ts_tstats_t *st, bool shared, void *p, unsigned cls, size_t n);
+void ts_acct_exact_free(ts_tstats_t *st, bool shared, void *p, unsigned cls);
+/* p, of class cls, was just taken from a thread cache or a bin for a
+ * request of n bytes. */
 TS_INLINE void ts_acct_small_alloc(ts_tstats_t *st, bool shared, void *p, unsigned cls, size_t n) {
   ts_cnt_add(shared, &st->nmalloc, 1);
-  if (!ts_opt.stats_exact) return;
-  uintptr_t w = ((const uintptr_t *)p)[1];
-  ts_side_set(w, cls, (unsigned)(ts_class_size[cls] - n));
-  ts_cnt_add(shared, &st->requested[w >> TS_SIDE_AIDX_SHIFT], n);
+  if (ts_opt.stats_exact) ts_acct_exact_alloc(st, shared, p, cls, n);
 }
-/* p, of class cls on page `page` of chunk c, is being freed: with
- * stats_exact, takes its request off the ledger and keeps its slot word in
- * its second word for the cache. */
-TS_INLINE void ts_acct_small_free(ts_tstats_t *st, bool shared, ts_chunk_t *c, unsigned page, void *p,
-                                  unsigned cls) {
+/* p, of class cls, is being freed. */
+TS_INLINE void ts_acct_small_free(ts_tstats_t *st, bool shared, void *p, unsigned cls) {
   ts_cnt_add(shared, &st->nfree, 1);
-  if (!ts_opt.stats_exact) return;
-  uintptr_t w = ts_side_word(c, page, p, cls);
-  unsigned aidx = (unsigned)(w >> TS_SIDE_AIDX_SHIFT);
-  ts_cnt_add(shared, &st->requested[aidx], (uint64_t)ts_side_get(w, cls) - ts_class_size[cls]);
-  ts_cnt_add(shared, &st->calls[TS_CALL_REMOTE_FREE], aidx != st->aidx);
-  ((uintptr_t *)p)[1] = w;
+  if (ts_opt.stats_exact) ts_acct_exact_free(st, shared, p, cls);
 }
 void ts_acct_large_alloc(ts_tstats_t *st, void *p, size_t n); /* p: a large run's first page */
 void ts_acct_large_free(ts_tstats_t *st, ts_chunk_t *c, unsigned page);
 void ts_acct_large_resize(ts_tstats_t *st, void *p, size_t n);
 void ts_acct_small_resize(void *p, unsigned cls, size_t n); /* realloc within the class */
 void ts_acct_call(enum ts_call_e call);
+ts_tag_t ts_tag_of_block(const void *p);         /* option tags */
 void ts_stats_fold(ts_tstats_t *st);              /* registry lock held: an exiting thread's counters */
 void ts_stats_tick(void);                         /* purger: sample the peaks */
 void ts_stats_prefork(void);
+void ts_stats_writer_kick(void);                  /* starts the periodic writer (stats_interval_ms) */
+void ts_stats_writer_postfork_child(void);
+void ts_stats_print_prefork(void);
+void ts_stats_print_postfork_parent(void);
 void ts_stats_postfork_parent(void);
 void ts_stats_postfork_child(void);
 extern _Atomic uint64_t ts_huge_requested, ts_huge_usable_total, ts_huge_mapped, ts_huge_count,
     ts_huge_nmalloc, ts_huge_nfree;
+
+/* ---- tag.c ---- */
+extern __thread ts_tag_t ts_tag_current;
+void ts_tag_account(unsigned tag, int64_t bytes, bool allocation);
+void ts_tag_prefork(void);
+void ts_tag_postfork_parent(void);
+void ts_tag_postfork_child(void);
 
 /* ---- init.c ---- */
 extern atomic_int ts_init_state;                  /* 0 none, 1 running, 2 done */

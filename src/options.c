@@ -22,6 +22,9 @@
  *                      requested size (side.c), so that the ledger's
  *                      requested_bytes is exact; every call then takes the
  *                      slow path (docs/STATS.md has the cost)
+ *   tags               true/false, default false: charge every block to the
+ *                      allocating thread's current tag (tag.c); implies
+ *                      stats_exact
  *   stats_print        none, text or json, default none: print the ledger
  *                      to stderr (or stats_file) at exit
  *   stats_interval_ms  0..86400000, default 0 (off): append a JSON snapshot
@@ -41,6 +44,7 @@ ts_options_t ts_opt = {
     .background_thread = true,
     .mesh = false,
     .stats_exact = false,
+    .tags = false,
     .stats_print = 0,
     .stats_interval_ms = 0,
     .stats_file = NULL,
@@ -119,6 +123,10 @@ static void opt_apply(const char *k, size_t klen, const char *v, size_t vlen) {
     bool b;
     if (!opt_bool(v, vlen, &b)) return opt_warn(k, klen, "not true or false");
     ts_opt.stats_exact = b;
+  } else if (opt_key_is(k, klen, "tags")) {
+    bool b;
+    if (!opt_bool(v, vlen, &b)) return opt_warn(k, klen, "not true or false");
+    ts_opt.tags = b;
   } else if (opt_key_is(k, klen, "stats_print")) {
     if (opt_key_is(v, vlen, "none")) ts_opt.stats_print = 0;
     else if (opt_key_is(v, vlen, "text")) ts_opt.stats_print = 1;
@@ -136,9 +144,15 @@ static void opt_apply(const char *k, size_t klen, const char *v, size_t vlen) {
   }
 }
 
+static void opt_parse(const char *s);
+
 void ts_options_init(void) {
   const char *s = getenv("TESSERA_CONF");
-  if (!s) return;
+  if (s) opt_parse(s);
+  if (ts_opt.tags) ts_opt.stats_exact = true;
+}
+
+static void opt_parse(const char *s) {
   while (*s) {
     const char *k = s;
     while (*s && *s != ':' && *s != ',') s++;

@@ -191,6 +191,7 @@ static void purge_start(void) {
 }
 
 void ts_purge_kick(void) {
+  if (TS_UNLIKELY(ts_opt.stats_interval_ms)) ts_stats_writer_kick();
   if (!ts_opt.background_thread || ts_opt.decay_ms == 0) return;
   if (!atomic_load_explicit(&dirty_seen, memory_order_relaxed)) return;
   int st = atomic_load_explicit(&purger_state, memory_order_relaxed);

@@ -4,12 +4,13 @@
  * per object how many bytes of its class the caller did not ask for, and
  * the per-arena metadata blocks side arrays are carved from.
  *
- * Invariants:
+ * Side arrays exist only with option stats_exact (or tags), when every
+ * call takes the slow path: finding one costs a few dependent loads, which
+ * on the fast paths cost 45-80% on a malloc/free loop (docs/STATS.md).
+ *
+ * Invariants (stats_exact):
  *   every page p of a slab has ts_chunk_sides(chunk)[p] == the slab's side
  *   array, from ts_side_attach() until ts_side_detach() when its run is freed;
- *   an object handed out of a bin carries in its second word the address of
- *   its slot and its arena's index (TS_SIDE_AIDX_SHIFT), and keeps it while
- *   it sits in a thread cache;
  *   meta.used_bytes == bytes of side arrays attached.
  * A page meshed into another slab (mesh.c) keeps its own side array: the
  * slack of an object stays with its address, whichever physical page
@@ -21,9 +22,15 @@
  */
 #include "internal.h"
 
-static size_t side_bytes(unsigned cls) {
+/* Bytes of slack slots: the offset of the tags, if any. */
+static size_t side_tag_off(unsigned cls) {
   size_t w = cls < TS_SIDE_NARROW_CLASSES ? 1 : 2;
-  return (sizeof(ts_side_t) + ts_class_slab_objs[cls] * w + 15) & ~(size_t)15;
+  return (ts_class_slab_objs[cls] * w + 1) & ~(size_t)1;
+}
+
+static size_t side_bytes(unsigned cls) {
+  size_t tags = ts_opt.tags ? ts_class_slab_objs[cls] * sizeof(uint16_t) : 0;
+  return (sizeof(ts_side_t) + side_tag_off(cls) + tags + 15) & ~(size_t)15;
 }
 
 static void *meta_alloc(ts_meta_t *m, size_t bytes) {
@@ -70,6 +77,7 @@ void ts_meta_init(ts_meta_t *m) {
 }
 
 bool ts_side_attach(ts_chunk_t *chunk, unsigned head, unsigned cls) {
+  if (!ts_opt.stats_exact) return true;
   ts_arena_t *arena = chunk->arena;
   ts_side_t *s = meta_alloc(&arena->meta, side_bytes(cls));
   if (!s) return false;
@@ -77,7 +85,7 @@ bool ts_side_attach(ts_chunk_t *chunk, unsigned head, unsigned cls) {
   s->aidx = (uint16_t)arena->index;
   s->nobjs = ts_class_slab_objs[cls];
   s->cls = (uint16_t)cls;
-  s->pad_ = 0;
+  s->tag_off = (uint16_t)side_tag_off(cls);
   ts_side_t **sides = ts_chunk_sides(chunk);
   for (unsigned p = head; p < head + ts_class_slab_pages[cls]; p++) sides[p] = s;
   return true;

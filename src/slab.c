@@ -35,22 +35,17 @@ bool ts_slab_init(ts_chunk_t *chunk, unsigned head, unsigned cls) {
   return true;
 }
 
-/* Takes up to want free objects, lowest first, into out; returns how
- * many.  Each gets its slot word (side.c) in its second word. */
+/* Takes up to want free objects, lowest first, into out; returns how many. */
 unsigned ts_slab_take(ts_chunk_t *chunk, ts_span_t *slab, void **out, unsigned want) {
   char *base = ts_slab_base(chunk, slab);
-  unsigned cls = slab->cls;
-  size_t size = ts_class_size[cls];
-  const ts_side_t *side = ts_chunk_sides(chunk)[slab - chunk->spans];
+  size_t size = ts_class_size[slab->cls];
   unsigned n = 0;
   for (unsigned w = 0; w < TS_SLAB_MAP_WORDS && n < want; w++) {
     uint64_t bits = slab->freemap[w];
     while (bits && n < want) {
       unsigned i = w * 64 + (unsigned)__builtin_ctzll(bits);
       bits &= bits - 1;
-      void *p = base + i * size;
-      if (TS_STATS) ((uintptr_t *)p)[1] = ts_side_word_at(side, i, cls);
-      out[n++] = p;
+      out[n++] = base + i * size;
     }
     slab->freemap[w] = bits;
   }

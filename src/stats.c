@@ -53,8 +53,8 @@ void ts_acct_call(enum ts_call_e call) {
   ts_cnt_add(st == &ts_stats_orphan, &st->calls[call], 1);
 }
 
-/* A large run's request lives in its head span's first bitmap word (a
- * large run has no bitmap). */
+/* A large run's request lives in its head span's first bitmap word, its
+ * tag in the second (a large run has no bitmap). */
 void ts_acct_large_alloc(ts_tstats_t *st, void *p, size_t n) {
   ts_chunk_t *c = ts_chunk_of(p);
   ts_span_t *s = &c->spans[ts_chunk_page_of(p)];
@@ -62,6 +62,10 @@ void ts_acct_large_alloc(ts_tstats_t *st, void *p, size_t n) {
   s->freemap[0] = n;
   ts_cnt_add(shared, &st->requested[c->arena->index], n);
   ts_cnt_add(shared, &st->nmalloc, 1);
+  if (ts_opt.tags) {
+    s->freemap[1] = ts_tag_current;
+    ts_tag_account(ts_tag_current, (int64_t)n, true);
+  }
 }
 
 void ts_acct_large_free(ts_tstats_t *st, ts_chunk_t *c, unsigned page) {
@@ -69,23 +73,56 @@ void ts_acct_large_free(ts_tstats_t *st, ts_chunk_t *c, unsigned page) {
   bool shared = st == &ts_stats_orphan;
   ts_cnt_add(shared, &st->requested[c->arena->index], (uint64_t)0 - s->freemap[0]);
   ts_cnt_add(shared, &st->nfree, 1);
+  if (ts_opt.tags) ts_tag_account((unsigned)s->freemap[1], -(int64_t)s->freemap[0], false);
 }
 
 void ts_acct_large_resize(ts_tstats_t *st, void *p, size_t n) {
   ts_chunk_t *c = ts_chunk_of(p);
   ts_span_t *s = &c->spans[ts_chunk_page_of(p)];
   ts_cnt_add(st == &ts_stats_orphan, &st->requested[c->arena->index], n - s->freemap[0]);
+  if (ts_opt.tags) ts_tag_account((unsigned)s->freemap[1], (int64_t)n - (int64_t)s->freemap[0], false);
   s->freemap[0] = n;
 }
 
-void ts_acct_small_resize(void *p, unsigned cls, size_t n) {
+void ts_acct_exact_alloc(ts_tstats_t *st, bool shared, void *p, unsigned cls, size_t n) {
+  unsigned i;
+  ts_side_t *s = ts_side_find(p, cls, &i);
+  ts_side_set_slack(s, i, (unsigned)(ts_class_size[cls] - n));
+  ts_cnt_add(shared, &st->requested[s->aidx], n);
+  if (ts_opt.tags) {
+    ts_side_tags(s)[i] = ts_tag_current;
+    ts_tag_account(ts_tag_current, (int64_t)n, true);
+  }
+}
+
+void ts_acct_exact_free(ts_tstats_t *st, bool shared, void *p, unsigned cls) {
+  unsigned i;
+  ts_side_t *s = ts_side_find(p, cls, &i);
+  uint64_t n = ts_class_size[cls] - ts_side_slack(s, i);
+  ts_cnt_add(shared, &st->requested[s->aidx], (uint64_t)0 - n);
+  ts_cnt_add(shared, &st->calls[TS_CALL_REMOTE_FREE], s->aidx != st->aidx);
+  if (ts_opt.tags) ts_tag_account(ts_side_tags(s)[i], -(int64_t)n, false);
+}
+
+/* The tag a block was charged to (option tags); p is a valid block. */
+ts_tag_t ts_tag_of_block(const void *p) {
+  if (ts_window_kind((uintptr_t)p) != TS_WINDOW_CHUNK) return (ts_tag_t)ts_huge_header(p)->tag;
   ts_chunk_t *c = ts_chunk_of(p);
-  unsigned page = ts_chunk_page_of(p);
-  uintptr_t w = ts_side_word(c, page, p, cls);
+  unsigned page = ts_chunk_page_of(p), code = ts_chunk_block_code(c, page);
+  if (code >= TS_NCLASSES) return (ts_tag_t)c->spans[page].freemap[1];
+  unsigned i;
+  ts_side_t *s = ts_side_find(p, code, &i);
+  return ts_side_tags(s)[i];
+}
+
+void ts_acct_small_resize(void *p, unsigned cls, size_t n) {
+  unsigned i;
+  ts_side_t *s = ts_side_find(p, cls, &i);
   ts_tstats_t *st = ts_stats_here();
-  uint64_t old_n = ts_class_size[cls] - ts_side_get(w, cls);
-  ts_side_set(w, cls, (unsigned)(ts_class_size[cls] - n));
-  ts_cnt_add(st == &ts_stats_orphan, &st->requested[w >> TS_SIDE_AIDX_SHIFT], n - old_n);
+  uint64_t old_n = ts_class_size[cls] - ts_side_slack(s, i);
+  ts_side_set_slack(s, i, (unsigned)(ts_class_size[cls] - n));
+  ts_cnt_add(st == &ts_stats_orphan, &st->requested[s->aidx], n - old_n);
+  if (ts_opt.tags) ts_tag_account(ts_side_tags(s)[i], (int64_t)n - (int64_t)old_n, false);
 }
 
 /* ---- the kernel's view ---- */
@@ -94,10 +131,19 @@ void ts_acct_small_resize(void *p, unsigned cls, size_t n) {
 static size_t resident_pages(void *addr, size_t bytes) {
   uintptr_t lo = (uintptr_t)addr & ~(uintptr_t)TS_PAGE_MASK;
   uintptr_t hi = ((uintptr_t)addr + bytes + TS_PAGE_MASK) & ~(uintptr_t)TS_PAGE_MASK;
-  size_t pages = (hi - lo) >> TS_PAGE_SHIFT, n = 0;
-  if (pages > sizeof mincore_vec || mincore((void *)lo, hi - lo, mincore_vec) != 0) return 0;
-  for (size_t i = 0; i < pages; i++) n += mincore_vec[i] & 1;
+  size_t n = 0;
+  while (lo < hi) {
+    size_t pages = (hi - lo) >> TS_PAGE_SHIFT;
+    if (pages > sizeof mincore_vec) pages = sizeof mincore_vec;
+    if (mincore((void *)lo, pages << TS_PAGE_SHIFT, mincore_vec) != 0) return n;
+    for (size_t i = 0; i < pages; i++) n += mincore_vec[i] & 1;
+    lo += pages << TS_PAGE_SHIFT;
+  }
   return n;
+}
+
+static void add_resident(void *map, size_t bytes, void *arg) {
+  *(uint64_t *)arg += (uint64_t)resident_pages(map, bytes) << TS_PAGE_SHIFT;
 }
 
 /* Reads a small /proc file into buf without allocating; returns its length. */
@@ -245,7 +291,7 @@ static void stats_fill(ts_stats_t *out, walk_t *w, ts_tstats_t *sum, uint64_t *c
                    (resident ? resident_pages((void *)ts_chunk_map, sizeof ts_chunk_map) << TS_PAGE_SHIFT : 0);
   out->metadata_bytes += fixed + (huge_mapped - huge_usable);
   out->mapped_bytes += huge_mapped;
-  out->resident_bytes += huge_mapped;
+  if (resident) ts_huge_each(add_resident, &out->resident_bytes);
   out->committed_bytes = out->requested_bytes + out->rounding_bytes + out->cached_bytes + out->slab_free_bytes +
                          out->dirty_bytes + out->metadata_bytes;
   process_rss(&out->process_rss_bytes, &out->process_rss_peak_bytes);

@@ -177,6 +177,9 @@ enum ts_purge_which_e {
   TS_PURGE_ALL, /* every dirty page */
 };
 
+/* ---- Tags (tag.c) ---- */
+typedef uint16_t ts_tag_t; /* as in tessera.h */
+
 /* ---- Side arrays (side.c) ---- */
 
 /* Per slab, for each object, the bytes of its class that the caller did
@@ -198,20 +201,15 @@ typedef struct ts_side_s {
   uint16_t aidx;     /* index of the slab's arena */
   uint16_t nobjs;
   uint16_t cls;
-  uint16_t pad_;
+  uint16_t tag_off;  /* option tags: the objects' tags (uint16_t) start at slot + tag_off */
   uint8_t slot[];
 } ts_side_t;
-
-/* A free object in a thread cache keeps, in its second word, where its
- * slack goes when it is handed out: the slot's address with the arena's
- * index in the top 16 bits (user space addresses fit in 48 bits). */
-#define TS_SIDE_AIDX_SHIFT 48
 
 /* The metadata blocks side arrays are carved from, per arena, under their
  * own lock (a leaf: taken under bin and arena locks).  Sizes are multiples
  * of 16 bytes, one free list per size. */
 #define TS_META_BLOCK_BYTES ((size_t)256 << 10)
-#define TS_META_LISTS 18 /* the largest side array: 256 objects of 16 bytes, 272 bytes */
+#define TS_META_LISTS 49 /* the largest side array: 256 objects of 16 bytes with tags, 784 bytes */
 typedef struct ts_meta_s {
   pthread_mutex_t lock;
   void *free[TS_META_LISTS];  /* free[i]: free pieces of 16 * (i + 1) bytes */
@@ -251,6 +249,8 @@ typedef struct ts_huge_s {
   size_t map_bytes;      /* whole mapping, header page included */
   size_t usable_bytes;   /* bytes from the user pointer to the end */
   size_t requested_bytes; /* what the caller asked for (stats) */
+  uint64_t tag;          /* the tag charged for it (option tags) */
+  struct ts_huge_s *prev, *next; /* every huge block, for the ledger (huge.c) */
 } ts_huge_t;
 
 /* ---- Bins and arenas ---- */

@@ -23,7 +23,7 @@ static void parse(const char *conf, char *err, size_t cap) {
   close(fds[0]);
 }
 
-static const ts_options_t defaults = {1000, 0, 64, true, false, false, 0, 0, NULL, 0};
+static const ts_options_t defaults = {1000, 0, 64, true, false, false, false, 0, 0, NULL, 0};
 
 TS_TEST(defaults_are_documented) {
   expect_eq(ts_opt.decay_ms, 1000);
