@@ -32,6 +32,7 @@
 #ifndef TS_BENCH_FRAG_H
 #define TS_BENCH_FRAG_H
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -43,6 +44,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "tessera.h" /* ts_stats_t only: tessera is found at run time, if preloaded */
 
 /* ---- FRAG_SCALE: multiplies every byte volume (default 1) ---- */
 
@@ -202,6 +204,18 @@ static inline int64_t frag_pss_bytes(void)
     return (int64_t)strtoll(line + 5, NULL, 10) * 1024;
 }
 
+/* Rss from /proc/self/smaps_rollup, -1 if unreadable. */
+static inline int64_t frag_smaps_rss_bytes(void)
+{
+    char buf[4096];
+    if (frag_read_proc("/proc/self/smaps_rollup", buf, sizeof buf) <= 0)
+        return -1;
+    const char *line = strstr(buf, "\nRss:");
+    if (line == NULL)
+        return -1;
+    return (int64_t)strtoll(line + 5, NULL, 10) * 1024;
+}
+
 /* ---- clock and output ---- */
 
 static double frag_t0;
@@ -289,6 +303,60 @@ static void *frag_sampler_main(void *arg)
     return NULL;
 }
 
+/* ---- the ledger's reconciliation (tessera only, FRAG_RECONCILE=1) ----
+ * With FRAG_RECONCILE=1 in the environment and tessera preloaded (found
+ * with dlsym: the programs link no allocator) the program records
+ * tessera's committed bytes and the kernel's Rss at frag_begin(), and at
+ * the end of every phase calls ts_purge() and compares what the ledger
+ * says was committed since then with what the kernel's Rss grew by, less
+ * the program's own bookkeeping (meta_bytes).  The purges change what
+ * later phases measure, so frag.sh makes these runs apart from the
+ * comparison runs.
+ *
+ *   reconcile phase=NAME committed_bytes=N ledger_delta_bytes=N
+ *             kernel_delta_bytes=N resident_bytes=N tolerance_bytes=N ok=0|1
+ *
+ * The tolerance is the one docs/STATS.md states: 2% of committed + 1 MiB. */
+typedef int (*frag_stats_get_fn)(ts_stats_t *);
+typedef size_t (*frag_purge_fn)(void);
+static frag_stats_get_fn frag_stats_get;
+static frag_purge_fn frag_purge;
+static int64_t frag_rss_at_begin, frag_committed_at_begin;
+
+static inline void frag_reconcile_begin(void)
+{
+    const char *on = getenv("FRAG_RECONCILE");
+    if (!on || strcmp(on, "1") != 0)
+        return;
+    frag_stats_get = (frag_stats_get_fn)(uintptr_t)dlsym(RTLD_DEFAULT, "ts_stats_get");
+    frag_purge = (frag_purge_fn)(uintptr_t)dlsym(RTLD_DEFAULT, "ts_purge");
+    if (!frag_stats_get || !frag_purge)
+        return;
+    static ts_stats_t st;
+    frag_purge();
+    frag_stats_get(&st);
+    frag_committed_at_begin = (int64_t)st.committed_bytes;
+    frag_rss_at_begin = frag_smaps_rss_bytes();
+}
+
+/* At the end of every phase, with FRAG_RECONCILE=1 (it purges). */
+static inline void frag_reconcile(const char *phase)
+{
+    if (!frag_stats_get || !frag_purge)
+        return;
+    static ts_stats_t st;
+    frag_purge();
+    frag_stats_get(&st);
+    int64_t kernel = frag_smaps_rss_bytes() - (int64_t)atomic_load(&frag_meta_total) - frag_rss_at_begin;
+    int64_t ledger = (int64_t)st.committed_bytes - frag_committed_at_begin;
+    int64_t diff = kernel > ledger ? kernel - ledger : ledger - kernel;
+    int64_t tol = (int64_t)st.committed_bytes / 50 + (1 << 20);
+    frag_say("reconcile phase=%s committed_bytes=%lld ledger_delta_bytes=%lld kernel_delta_bytes=%lld "
+             "resident_bytes=%lld tolerance_bytes=%lld ok=%d\n",
+             phase, (long long)st.committed_bytes, (long long)ledger, (long long)kernel, (long long)st.resident_bytes,
+             (long long)tol, diff <= tol);
+}
+
 /* ---- program structure ---- */
 
 /* Call first: starts the clock and the sampler, prints a header line. */
@@ -296,6 +364,7 @@ static inline void frag_begin(const char *prog)
 {
     frag_prog = prog;
     frag_page_size = sysconf(_SC_PAGESIZE);
+    frag_reconcile_begin();
     frag_t0 = bench_now();
     atomic_init(&frag_sampler_stop, 0);
     if (pthread_create(&frag_sampler_tid, NULL, frag_sampler_main, NULL) != 0)
@@ -313,6 +382,7 @@ static inline void frag_phase_with(const char *name, const char *extra)
     frag_say("phase=%s live_bytes=%lld rss_bytes=%lld pss_bytes=%lld peak_rss_bytes=%lld meta_bytes=%lld%s t=%.3f\n",
              name, (long long)frag_live_total(), (long long)rss, (long long)pss, (long long)peak,
              (long long)atomic_load(&frag_meta_total), extra, frag_elapsed());
+    frag_reconcile(name);
 }
 
 static inline void frag_phase(const char *name)

@@ -116,6 +116,36 @@ echo
 # ---- tables and chart ----
 python3 "$HERE/frag_report.py" "$OUT" "$RUNS" "$PATTERNS" "${NAMES[*]}" || failed=1
 
+# ---- the ledger against the kernel ----
+# One more run of each pattern under tessera with FRAG_RECONCILE=1: at the
+# end of every phase ts_purge(), then ts_stats_get()'s committed bytes
+# (grown since the start) against the growth of smaps_rollup Rss less the
+# program's bookkeeping (bench/frag.h).  Apart from the comparison runs,
+# since the purges change later phases.
+if [ "$HAVE_TESSERA" = 1 ]; then
+    echo "## Ledger reconciliation (tessera)"
+    echo
+    echo "After \`ts_purge()\` at the end of every phase: growth of the ledger's \`committed_bytes\` since the"
+    echo "program started against the growth of the kernel's Rss (\`/proc/self/smaps_rollup\`) less the"
+    echo "program's own bookkeeping; the tolerance is 2% of committed + 1 MiB (\`FRAG_RECONCILE=1\`, one run)."
+    echo
+    echo "| pattern | phase | ledger MiB | kernel MiB | difference MiB | tolerance MiB | within |"
+    echo "|---|---|---:|---:|---:|---:|---|"
+    for p in $PATTERNS; do
+        stem=$RAW/$p.reconcile
+        timeout "$TIMEOUT" env FRAG_RECONCILE=1 LD_PRELOAD="$BUILD/libtessera.so" \
+            "$BUILD/bench/bench_frag_$p" >"$stem.out" 2>"$stem.err" || failed=1
+        awk -v p="$p" '$1 == "reconcile" {
+            for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+            d = f["kernel_delta_bytes"] - f["ledger_delta_bytes"]; if (d < 0) d = -d
+            printf "| %s | %s | %.1f | %.1f | %.2f | %.1f | %s |\n", p, f["phase"],
+                   f["ledger_delta_bytes"] / 1048576, f["kernel_delta_bytes"] / 1048576, d / 1048576,
+                   f["tolerance_bytes"] / 1048576, f["ok"] == 1 ? "yes" : "NO"
+        }' "$stem.out"
+    done
+    echo
+fi
+
 exec >&3 3>&-
 wait "$TEE_PID" 2>/dev/null
 echo "Report: $REPORT" >&2
