@@ -202,6 +202,7 @@ static inline long bench_peak_rss_kib(void)
 static inline const char *bench_allocator_name(void)
 {
     static const char *const known[][2] = {
+        { "libtessera_nostats", "tessera-nostats" },
         { "libtessera", "tessera" },
         { "libjemalloc", "jemalloc" },
         { "libmimalloc", "mimalloc" },
@@ -214,8 +215,10 @@ static inline const char *bench_allocator_name(void)
     char line[4096];
     while (fgets(line, sizeof line, f) != NULL) {
         for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-            if (strstr(line, known[i][0]) != NULL)
+            if (strstr(line, known[i][0]) != NULL) {
                 found = known[i][1];
+                break;
+            }
     }
     fclose(f);
     return found;
