@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # demo.sh BUILD_DIR: a quick look at tessera.  Runs the 'server' benchmark
 # once with glibc's malloc and once with LD_PRELOAD=BUILD_DIR/libtessera.so,
-# and prints elapsed time and peak RSS side by side.  Takes a few seconds.
-# Needs only glibc and a built tessera; `make bench` (run.sh) does the careful
+# and prints elapsed time and peak RSS side by side.  Then runs a
+# fragmentation-heavy program (the two-wave pattern of bench/frag_twowaves.c)
+# under both with `tessera run`, which prints where the memory went and
+# charts it (BUILD_DIR/demo/*.html).  Takes about 15 seconds.  Needs only
+# glibc and a built tessera; `make bench` (run.sh, frag.sh) does the careful
 # multi-run comparison against other allocators.
 #
 # Environment: DEMO_WORKLOAD=server (or st_lifo, st_random, prodcons),
@@ -72,3 +75,28 @@ awk -v gs="$G_SECS" -v gr="$G_RSS" -v ts="$T_SECS" -v tr="$T_RSS" 'BEGIN {
 }'
 echo "(Timed part only, after an untimed warm-up pass; one run each, so expect"
 echo "some noise.  For a careful comparison with jemalloc, mimalloc and tcmalloc: make bench)"
+
+# ---- memory over time: tessera run on a fragmentation-heavy program ----
+TOOL=$BUILD/tessera
+FRAG=$BUILD/bench/bench_frag_twowaves
+[ -x "$TOOL" ] && [ -x "$FRAG" ] || { echo "demo.sh: $TOOL or $FRAG not found; build first (make)" >&2; exit 2; }
+OUT=$BUILD/demo
+mkdir -p "$OUT" || exit 2
+echo
+echo "Memory over time: the two-wave pattern (bench/frag_twowaves.c, 100 MiB):"
+echo "a wave of short-lived blocks with long-lived ones scattered among them;"
+echo "the short-lived ones are freed and the program idles 2 s, then reads the rest."
+echo "Each run is \`$TOOL run --report FILE -- PROGRAM\`:"
+for alloc in glibc tessera; do
+    echo
+    FRAG_SCALE=0.25 "$TOOL" run --interval 100 --allocator "$alloc" --report "$OUT/$alloc.html" -- "$FRAG" \
+        >"$OUT/$alloc.out" 2>"$OUT/$alloc.summary" ||
+        { cat "$OUT/$alloc.summary" >&2; echo "demo.sh: tessera run failed under $alloc" >&2; exit 1; }
+    grep -v -e '^  program' -e '^  ledger' "$OUT/$alloc.summary"
+done
+echo
+echo "Charts of memory over time: $OUT/glibc.html and $OUT/tessera.html"
+echo "(compare the mean RSS: through the idle glibc holds the freed wave, tessera"
+echo "returns every page with no live block on it within a second; the ledger"
+echo "says what the rest is.  At exit glibc trims its heap top at once, tessera"
+echo "had not yet reached its deadline.)"
