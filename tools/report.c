@@ -2,7 +2,7 @@
 /*
  * report.c: the --report of `tessera run`.  An SVG line chart of memory
  * over time (x: seconds since the program started; y: MiB) with the
- * ledger's requested, allocated and committed bytes of the program's own
+ * ledger's requested, allocated, committed and resident bytes of the program's own
  * process and the RSS the tool sampled, drawn with axes, ticks, grid,
  * legend and a title naming the program; or an HTML page with that SVG
  * inline, the summary tables, and a small script that checks after load
@@ -70,23 +70,30 @@ static double ceil_to(double v, double step) {
   return k < 1 ? step : k * step;
 }
 
+/* requested, allocated, committed, resident, and the sampled RSS */
+#define TS_CHART_SERIES 5
+
 static double mib(uint64_t b) { return (double)b / (1024.0 * 1024.0); }
 
 /* The chart's series (empty ones left out); returns how many, each pts
  * to free. */
-static size_t build_series(const run_result_t *r, series_t out[4]) {
+static size_t build_series(const run_result_t *r, series_t out[TS_CHART_SERIES]) {
   size_t n = 0;
   if (r->kind == ALLOC_TESSERA && r->has_main && r->main.count) {
-    static const char *names[3] = {"requested", "allocated", "committed"};
-    static const char *labels[3] = {"requested (ledger)", "allocated (ledger)", "committed (ledger)"};
-    static const char *colors[3] = {"#1f77b4", "#ff7f0e", "#2ca02c"};
-    for (int k = 0; k < 3; k++) {
+    static const char *names[4] = {"requested", "allocated", "committed", "resident"};
+    static const char *labels[4] = {"requested (ledger)", "allocated (ledger)", "committed (ledger)",
+                                    "resident (ledger, mincore)"};
+    static const char *colors[4] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"};
+    for (int k = 0; k < 4; k++) {
       point_t *pts = malloc(r->main.count * sizeof *pts);
       if (!pts) break;
       for (size_t i = 0; i < r->main.count; i++) {
         const snap_t *s = &r->main.points[i];
         pts[i].t = s->time_ms > r->start_wall_ms ? (double)(s->time_ms - r->start_wall_ms) / 1000.0 : 0.0;
-        pts[i].v = mib(k == 0 ? s->requested_bytes : k == 1 ? s->allocated_bytes : s->committed_bytes);
+        pts[i].v = mib(k == 0   ? s->requested_bytes
+                       : k == 1 ? s->allocated_bytes
+                       : k == 2 ? s->committed_bytes
+                                : s->resident_bytes);
       }
       out[n++] = (series_t){names[k], labels[k], colors[k], pts, r->main.count};
     }
@@ -139,7 +146,7 @@ static void write_polyline(FILE *f, const series_t *s, double tmax, double vmax)
 
 /* The <svg> element; standalone adds the XML declaration. */
 static void write_svg(FILE *f, const run_result_t *r, bool standalone) {
-  series_t series[4];
+  series_t series[TS_CHART_SERIES];
   size_t ns = build_series(r, series);
   double tmax = r->duration_s, vmax = 0;
   for (size_t k = 0; k < ns; k++)

@@ -10,7 +10,7 @@
 #
 # Usage: check_report.py FILE.svg|FILE.html TITLE_TEXT SERIES[,SERIES...]
 #   TITLE_TEXT  text the title must contain (unescaped)
-#   SERIES      data-series names expected, e.g. requested,allocated,committed,rss
+#   SERIES      data-series names expected, e.g. requested,allocated,committed,resident,rss
 # Prints "ok: ..." and exits 0, or prints the problem and exits 1.
 import re
 import sys

@@ -62,7 +62,7 @@ assert last["requested_peak_bytes"] >= 50 << 20, f"requested peak {last['request
 assert last["frag_ratio"] > 1.0, f"frag_ratio {last['frag_ratio']}"
 assert any(c["slab_bytes"] > 0 for c in last["classes"]), "no slabs"
 EOF
-python3 "$HERE/check_report.py" out.html "$name" requested,allocated,committed,rss || fail "out.html"
+python3 "$HERE/check_report.py" out.html "$name" requested,allocated,committed,resident,rss || fail "out.html"
 has out.html 'x&lt;y&amp;z&quot;q&#39;'
 lacks out.html 'x<y&z'
 no_leftovers
@@ -72,7 +72,7 @@ echo "ok: run with --report out.html and --json"
 expect_rc 0 svg env TESSERA_CONF=decay_ms:0 "$TOOL" run --fast --interval 50 --report out.svg -- "$PROG" --quick
 has svg.err '^  requested +[0-9.]+ [KMG]?i?B, peak [0-9.]+ [KMG]?i?B \(not exact: small blocks count at their size class \(--fast\)\)$'
 lacks svg.err 'tessera: (warning|error)'
-python3 "$HERE/check_report.py" out.svg "$(basename "$PROG") --quick" requested,allocated,committed,rss || fail "out.svg"
+python3 "$HERE/check_report.py" out.svg "$(basename "$PROG") --quick" requested,allocated,committed,resident,rss || fail "out.svg"
 no_leftovers
 echo "ok: run with --report out.svg --fast"
 
@@ -106,7 +106,7 @@ if [ -n "${TS_FAKELEDGER:-}" ]; then
   [ "$classes" = "32 96 64 112 48 " ] || fail "top classes by slab bytes: '$classes', expected '32 96 64 112 48 '"
   tags=$(sed -n '/top tags/,$p' fake.err | tail -n +3 | awk '{print $NF}' | tr '\n' ' ')
   [ "$tags" = "sessions <script>alert(1)</script> café index log " ] || fail "top tags: '$tags'"
-  python3 "$HERE/check_report.py" fake.html "sleep 0.3" requested,allocated,committed,rss || fail "fake.html"
+  python3 "$HERE/check_report.py" fake.html "sleep 0.3" requested,allocated,committed,resident,rss || fail "fake.html"
   has fake.html '<table id="tags">' '<td>&lt;script&gt;alert\(1\)&lt;/script&gt;</td>' '<td>café</td>'
   lacks fake.html '<script>alert'
   expect_rc 1 fake_stats "$TOOL" stats fake.html
