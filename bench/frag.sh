@@ -63,7 +63,7 @@ echo "- machine: $(nproc) CPUs, ${cpu:-unknown CPU}, $(awk '/^MemTotal/ { printf
 echo "- runs: $RUNS per cell, interleaved; FRAG_SCALE=$FRAG_SCALE; $glibc_version"
 echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
 for i in "${!NAMES[@]}"; do
-    echo "- ${NAMES[$i]}: ${PRELOADS[$i]:-system malloc (no preload)}"
+    echo "- ${NAMES[$i]}: ${PRELOADS[$i]:-system malloc (no preload)}${CONFS[$i]:+ with TESSERA_CONF=${CONFS[$i]}}"
 done
 for note in "${NOTES[@]+"${NOTES[@]}"}"; do
     echo "- NOTE: $note"
@@ -87,7 +87,8 @@ for ((r = 1; r <= RUNS; r++)); do
             stem=$RAW/$p.$name.$r
             done_runs=$((done_runs + 1))
             progress "$done_runs" "$total" "$r" "$p" "$name"
-            timeout "$TIMEOUT" env LD_PRELOAD="${PRELOADS[$i]}" "$BUILD/bench/bench_frag_$p" \
+            timeout "$TIMEOUT" env TESSERA_CONF="${CONFS[$i]:-${TESSERA_CONF:-}}" LD_PRELOAD="${PRELOADS[$i]}" \
+                "$BUILD/bench/bench_frag_$p" \
                 >"$stem.out" 2>"$stem.err"
             rc=$?
             got=$(sed -n 's/^done .*alloc=\([^ ]*\).*/\1/p' "$stem.out")
@@ -96,7 +97,7 @@ for ((r = 1; r <= RUNS; r++)); do
                 [ $rc -eq 124 ] && why="timed out after ${TIMEOUT}s" || why="exit status $rc"
             elif [ -z "$got" ]; then
                 why="no closing line"
-            elif [ "$got" != "$name" ]; then
+            elif [ "$got" != "$(alloc_reported "$name")" ]; then
                 why="asked for $name but the program ran with $got (preload failed?)"
             fi
             if [ -n "$why" ]; then

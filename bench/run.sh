@@ -14,6 +14,9 @@
 #   TIMEOUT=300     seconds before one run counts as failed (hang)
 #   BENCH_PIN=1     pin the two threads of prodcons/server to separate CPUs
 #                   (steadier on a quiet machine, much worse on a busy one)
+#   TS_BENCH_NOSTATS=1  also build/libtessera_nostats.so (the ledger's
+#                   counters compiled out): what the ledger costs
+#   TS_BENCH_MODES=1    also tessera with stats_exact:true and with tags:true
 set -u
 
 usage() { echo "usage: $0 BUILD_DIR   (e.g. $0 build)" >&2; exit 2; }
@@ -60,7 +63,7 @@ else
 fi
 echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
 for i in "${!NAMES[@]}"; do
-    echo "- ${NAMES[$i]}: ${PRELOADS[$i]:-system malloc (no preload)}"
+    echo "- ${NAMES[$i]}: ${PRELOADS[$i]:-system malloc (no preload)}${CONFS[$i]:+ with TESSERA_CONF=${CONFS[$i]}}"
 done
 for note in "${NOTES[@]+"${NOTES[@]}"}"; do
     echo "- NOTE: $note"
@@ -81,7 +84,7 @@ for ((r = 0; r < RUNS; r++)); do
             name=${NAMES[$i]}
             done_runs=$((done_runs + 1))
             progress "$done_runs" "$total" $((r + 1)) "$wl" "$name"
-            out=$(LD_PRELOAD=${PRELOADS[$i]} timeout "$TIMEOUT" "$BUILD/bench/bench_$wl" 2>"$ERRLOG")
+            out=$(TESSERA_CONF=${CONFS[$i]:-${TESSERA_CONF:-}} LD_PRELOAD=${PRELOADS[$i]} timeout "$TIMEOUT" "$BUILD/bench/bench_$wl" 2>"$ERRLOG")
             rc=$?
             line=$(printf '%s\n' "$out" | grep '^workload=' | tail -n 1)
             secs=$(printf '%s\n' "$line" | tr ' ' '\n' | sed -n 's/^seconds=//p')
@@ -92,7 +95,7 @@ for ((r = 0; r < RUNS; r++)); do
                 printf '\nrun.sh: %s under %s failed (%s):\n' "$wl" "$name" "$why" >&2
                 head -n 5 "$ERRLOG" | sed 's/^/    /' >&2
                 echo "$wl $name FAIL -" >>"$RESULTS"
-            elif [ "$got" != "$name" ]; then
+            elif [ "$got" != "$(alloc_reported "$name")" ]; then
                 printf '\nrun.sh: %s: asked for %s but the program ran with %s (preload failed?)\n' \
                     "$wl" "$name" "$got" >&2
                 head -n 5 "$ERRLOG" | sed 's/^/    /' >&2

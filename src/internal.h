@@ -188,22 +188,19 @@ void ts_huge_postfork_child(void);
 
 /* ---- tcache.c ---- */
 extern __thread ts_tcache_t ts_tcache;
-TS_INLINE uint32_t ts_tbin_count(const ts_tbin_t *b) {
-  return atomic_load_explicit(&b->count, memory_order_relaxed);
-}
-TS_INLINE void ts_tbin_set_count(ts_tbin_t *b, uint32_t n) {
-  atomic_store_explicit(&b->count, n, memory_order_relaxed);
-}
+/* The owner's view of a bin's count (other threads: TS_SW_LOAD). */
+TS_INLINE uint32_t ts_tbin_count(const ts_tbin_t *b) { return b->count; }
+TS_INLINE void ts_tbin_set_count(ts_tbin_t *b, uint32_t n) { TS_SW_SET(b->count, n); }
 TS_INLINE void *ts_tcache_pop(ts_tbin_t *b) {
   void *p = b->head;
   b->head = *(void **)p;
-  ts_tbin_set_count(b, ts_tbin_count(b) - 1);
+  TS_SW_ADD(b->count, (uint32_t)-1);
   return p;
 }
 TS_INLINE void ts_tcache_push(ts_tbin_t *b, void *p) {
   *(void **)p = b->head;
   b->head = p;
-  ts_tbin_set_count(b, ts_tbin_count(b) + 1);
+  TS_SW_ADD(b->count, 1u);
 }
 /* The owner's side of trimming (types.h, ts_tcache_s): a use of the cache
  * sits between ts_tcache_enter() and ts_tcache_leave() and reaches the
@@ -291,12 +288,10 @@ void ts_mesh_postfork_child(void);
 /* Counters of threads without a cache and of exited threads: updated with
  * atomic read-modify-writes (slow paths only). */
 extern ts_tstats_t ts_stats_orphan;
-TS_INLINE void ts_cnt_bump(_Atomic uint64_t *c, uint64_t d) {
-  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + d, memory_order_relaxed);
-}
+TS_INLINE void ts_cnt_bump(uint64_t *c, uint64_t d) { TS_SW_ADD(*c, d); }
 /* shared: st is ts_stats_orphan, which other threads update too. */
-TS_INLINE void ts_cnt_add(bool shared, _Atomic uint64_t *c, uint64_t d) {
-  if (shared) atomic_fetch_add_explicit(c, d, memory_order_relaxed);
+TS_INLINE void ts_cnt_add(bool shared, uint64_t *c, uint64_t d) {
+  if (shared) TS_SHARED_ADD(*c, d);
   else ts_cnt_bump(c, d);
 }
 /* The counters the calling thread updates: its own while it has a cache. */

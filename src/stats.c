@@ -246,7 +246,7 @@ static void stats_fill(ts_stats_t *out, walk_t *w, ts_tstats_t *sum, uint64_t *c
   for (unsigned i = 0; i < narenas; i++) {
     ts_stats_arena_t *as = &out->arenas[i];
     walk_arena(&ts_arenas[i], w, as, resident);
-    as->requested_bytes = atomic_load_explicit(&sum->requested[i], memory_order_relaxed);
+    as->requested_bytes = sum->requested[i];
     requested_counted += as->requested_bytes;
     out->slab_free_bytes += as->slab_free_bytes;
     out->dirty_bytes += as->dirty_bytes;
@@ -303,14 +303,14 @@ static void stats_fill(ts_stats_t *out, walk_t *w, ts_tstats_t *sum, uint64_t *c
   out->slab_free_share = share(out->slab_free_bytes, over);
   out->dirty_share = share(out->dirty_bytes, over);
   out->metadata_share = share(out->metadata_bytes, over);
-  out->nmalloc = atomic_load_explicit(&sum->nmalloc, memory_order_relaxed) +
+  out->nmalloc = sum->nmalloc +
                  atomic_load_explicit(&ts_huge_nmalloc, memory_order_relaxed);
-  out->nfree = atomic_load_explicit(&sum->nfree, memory_order_relaxed) +
+  out->nfree = sum->nfree +
                atomic_load_explicit(&ts_huge_nfree, memory_order_relaxed);
-  out->ncalloc = atomic_load_explicit(&sum->calls[TS_CALL_CALLOC], memory_order_relaxed);
-  out->nrealloc = atomic_load_explicit(&sum->calls[TS_CALL_REALLOC], memory_order_relaxed);
-  out->naligned = atomic_load_explicit(&sum->calls[TS_CALL_ALIGNED], memory_order_relaxed);
-  out->nremote_free = atomic_load_explicit(&sum->calls[TS_CALL_REMOTE_FREE], memory_order_relaxed);
+  out->ncalloc = sum->calls[TS_CALL_CALLOC];
+  out->nrealloc = sum->calls[TS_CALL_REALLOC];
+  out->naligned = sum->calls[TS_CALL_ALIGNED];
+  out->nremote_free = sum->calls[TS_CALL_REMOTE_FREE];
   out->nhuge = atomic_load_explicit(&ts_huge_count, memory_order_relaxed);
   peak_raise(&peak_requested, out->requested_bytes);
   peak_raise(&peak_allocated, out->allocated_bytes);

@@ -53,12 +53,8 @@ static ts_tbin_t *trap_bins(void) { return (ts_tbin_t *)ts_tcache_trap; }
  * apart from it. */
 const ts_tbin_t ts_tcache_slow_trap[TS_NCLASSES];
 
-static size_t large_bytes_of(const ts_tcache_t *tc) {
-  return atomic_load_explicit(&tc->large_bytes, memory_order_relaxed);
-}
-static void large_bytes_add(ts_tcache_t *tc, size_t d) {
-  atomic_store_explicit(&tc->large_bytes, large_bytes_of(tc) + d, memory_order_relaxed);
-}
+static size_t large_bytes_of(const ts_tcache_t *tc) { return tc->large_bytes; }
+static void large_bytes_add(ts_tcache_t *tc, size_t d) { TS_SW_ADD(tc->large_bytes, d); }
 
 #define TS_TCACHE_CLASS_BYTES ((size_t)32 << 10)
 #define TS_TCACHE_MIN_SLOTS 4u
@@ -88,9 +84,8 @@ static void registry_add(ts_tcache_t *tc) {
 
 /* Adds the counters of `from` to `to` (relaxed loads; to is shared). */
 static void stats_add(ts_tstats_t *to, ts_tstats_t *from) {
-  _Atomic uint64_t *t = (_Atomic uint64_t *)to, *f = (_Atomic uint64_t *)from;
-  for (size_t i = 0; i < offsetof(ts_tstats_t, aidx) / sizeof(uint64_t); i++)
-    atomic_fetch_add_explicit(&t[i], atomic_load_explicit(&f[i], memory_order_relaxed), memory_order_relaxed);
+  uint64_t *t = (uint64_t *)to, *f = (uint64_t *)from;
+  for (size_t i = 0; i < offsetof(ts_tstats_t, aidx) / sizeof(uint64_t); i++) TS_SHARED_ADD(t[i], TS_SW_LOAD(f[i]));
 }
 
 /* The sum of every thread's counters, the exited ones' included, into
@@ -104,8 +99,8 @@ void ts_tcache_sum_stats(ts_tstats_t *sum, uint64_t *cached, uint64_t *cached_la
   pthread_mutex_lock(&registry_lock);
   for (ts_tcache_t *tc = registry; tc; tc = tc->reg_next) {
     stats_add(sum, &tc->stats);
-    for (unsigned c = 0; c < TS_NCLASSES; c++) cached[c] += ts_tbin_count(&tc->bins[c]);
-    *cached_large += large_bytes_of(tc);
+    for (unsigned c = 0; c < TS_NCLASSES; c++) cached[c] += TS_SW_LOAD(tc->bins[c].count);
+    *cached_large += TS_SW_LOAD(tc->large_bytes);
   }
   stats_add(sum, &ts_stats_orphan);
   pthread_mutex_unlock(&registry_lock);
@@ -146,7 +141,7 @@ void ts_tcache_setup(ts_tcache_t *tc) {
     tc->used[c] = 0;
   }
   for (unsigned n = 0; n <= TS_TCACHE_LARGE_PAGES; n++) tc->large[n] = NULL;
-  atomic_store_explicit(&tc->large_bytes, 0, memory_order_relaxed);
+  TS_SW_SET(tc->large_bytes, 0);
   tc->large_used = false;
   tc->last_gc_ns = ts_os_now_ns();
   tc->idle_sig = 0;
@@ -220,7 +215,7 @@ static void tcache_flush_large(ts_tcache_t *tc) {
       ts_arena_run_free(chunk, page);
     }
   }
-  atomic_store_explicit(&tc->large_bytes, 0, memory_order_relaxed);
+  TS_SW_SET(tc->large_bytes, 0);
 }
 
 void ts_tcache_flush_all(ts_tcache_t *tc) {

@@ -30,6 +30,26 @@
 #include <stdint.h>
 
 #define TS_LIKELY(x) __builtin_expect(!!(x), 1)
+
+/* Single-writer counters: written by one thread (a thread cache's owner),
+ * read by others (the ledger).  The owner adds with a plain add, one
+ * instruction on the fast paths; readers load with relaxed atomic loads
+ * (aligned 64-bit loads and stores do not tear on the 64-bit targets
+ * tessera supports).  Under ThreadSanitizer the owner's stores are relaxed
+ * atomics too, so that the tool sees no race.  Counters several threads
+ * add to use TS_SHARED_ADD. */
+#ifndef __has_feature
+#define __has_feature(x) 0
+#endif
+#if defined(__SANITIZE_THREAD__) || __has_feature(thread_sanitizer)
+#define TS_SW_ADD(x, d) __atomic_store_n(&(x), __atomic_load_n(&(x), __ATOMIC_RELAXED) + (d), __ATOMIC_RELAXED)
+#define TS_SW_SET(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+#else
+#define TS_SW_ADD(x, d) ((x) += (d))
+#define TS_SW_SET(x, v) ((x) = (v))
+#endif
+#define TS_SW_LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define TS_SHARED_ADD(x, d) ((void)__atomic_fetch_add(&(x), (d), __ATOMIC_RELAXED))
 #define TS_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define TS_INLINE static inline __attribute__((always_inline))
 #define TS_NOINLINE __attribute__((noinline))
@@ -221,9 +241,8 @@ typedef struct ts_meta_s {
 
 /* ---- Per-thread counters (stats.c) ---- */
 
-/* A thread's share of the ledger: written by the owner only, with plain
- * loads and relaxed atomic stores (no read-modify-write), read by
- * ts_stats_get from other threads with relaxed loads.  Sums over threads
+/* A thread's share of the ledger: single-writer counters (TS_SW_ADD, at
+ * the top), read by ts_stats_get from other threads.  Sums over threads
  * wrap modulo 2^64, so a block freed by another thread than the one that
  * allocated it nets out in the total.  A thread's counters are folded into
  * ts_stats_orphan when it exits.  The fast paths bump nmalloc or nfree
@@ -231,12 +250,12 @@ typedef struct ts_meta_s {
  * caches hold (stats.c). */
 enum ts_call_e { TS_CALL_CALLOC, TS_CALL_REALLOC, TS_CALL_ALIGNED, TS_CALL_REMOTE_FREE, TS_NCALLS };
 typedef struct ts_tstats_s {
-  _Atomic uint64_t nmalloc;                /* blocks handed to callers */
-  _Atomic uint64_t nfree;                  /* and taken back */
+  uint64_t nmalloc;                        /* blocks handed to callers */
+  uint64_t nfree;                          /* and taken back */
   /* bytes asked for minus bytes freed, by arena of the memory: large runs
    * always, small objects with option stats_exact */
-  _Atomic uint64_t requested[TS_ARENAS_MAX];
-  _Atomic uint64_t calls[TS_NCALLS];
+  uint64_t requested[TS_ARENAS_MAX];
+  uint64_t calls[TS_NCALLS];
   uint32_t aidx;                           /* the owner's arena (remote frees are frees of others') */
 } ts_tstats_t;
 
@@ -328,7 +347,7 @@ typedef struct ts_mesh_group_s {
  *   count == length of the list <= cap;  head == NULL <=> count == 0 */
 typedef struct ts_tbin_s {
   void *head;      /* most recently freed object */
-  _Atomic uint32_t count; /* written by the owner only (relaxed); read by the ledger */
+  uint32_t count;  /* single-writer (TS_SW_SET): the owner's, read by the ledger */
   uint32_t cap;
 } ts_tbin_t;
 
@@ -369,7 +388,7 @@ typedef struct ts_tcache_s {
    * count (linked through the run's first word), at most
    * TS_TCACHE_LARGE_BYTES in all. */
   void *large[TS_TCACHE_LARGE_PAGES + 1];
-  _Atomic size_t large_bytes;  /* written by the owner (or the purger, by the protocol) */
+  size_t large_bytes;          /* single-writer: the owner's (or the purger's, by the protocol) */
   bool large_used;           /* a cached large run was reused since the last trim */
   ts_tstats_t stats;         /* this thread's share of the ledger */
 } ts_tcache_t;
