@@ -56,8 +56,9 @@ static void *alloc_class(unsigned cls, size_t n) {
   return p ? p : alloc_fail();
 }
 
-/* A large run for a request of size bytes (alignment 0: pages). */
-static void *alloc_large(size_t size, size_t alignment) {
+/* A large run of size bytes for a request of `requested` (alignment 0:
+ * pages). */
+static void *alloc_large(size_t size, size_t alignment, size_t requested) {
   unsigned npages = (unsigned)((size + TS_PAGE_MASK) >> TS_PAGE_SHIFT);
   void *p = NULL;
   if (npages <= TS_TCACHE_LARGE_PAGES && alignment <= TS_PAGE_SIZE) {
@@ -72,17 +73,17 @@ static void *alloc_large(size_t size, size_t alignment) {
     p = arena ? ts_arena_large_alloc(arena, size, alignment) : NULL;
   }
   if (!p) return alloc_fail();
-  ts_acct_large_alloc(ts_stats_here(), p, size);
+  ts_acct_large_alloc(ts_stats_here(), p, requested);
   return p;
 }
 
 static TS_NOINLINE void *alloc_slow(size_t size) {
   /* computed, not looked up: the table may not be built yet */
   if (size <= TS_SMALL_MAX) return alloc_class(ts_size_to_class_compute(size), size);
-  if (size <= TS_LARGE_MAX) return alloc_large(size, 0);
+  if (size <= TS_LARGE_MAX) return alloc_large(size, 0, size);
   if (size > TS_ALLOC_MAX) return alloc_fail();
   if (!ts_is_ready()) ts_init_slow();
-  return ts_huge_alloc(size, 0);
+  return ts_huge_alloc(size, 0, size);
 }
 
 void *ts_malloc(size_t size) {
@@ -292,9 +293,9 @@ static void *alloc_aligned(size_t alignment, size_t size) {
     for (unsigned c = ts_size_to_class_compute(size); c < TS_NCLASSES; c++)
       if ((ts_class_size[c] & (alignment - 1)) == 0) return alloc_class(c, size);
   }
-  if (size <= TS_LARGE_MAX && alignment <= TS_LARGE_MAX) return alloc_large(size ? size : 1, alignment);
+  if (size <= TS_LARGE_MAX && alignment <= TS_LARGE_MAX) return alloc_large(size ? size : 1, alignment, size);
   if (!ts_is_ready()) ts_init_slow();
-  return ts_huge_alloc(size > TS_LARGE_MAX ? size : TS_LARGE_MAX + 1, alignment);
+  return ts_huge_alloc(size > TS_LARGE_MAX ? size : TS_LARGE_MAX + 1, alignment, size);
 }
 
 int ts_posix_memalign(void **out, size_t alignment, size_t size) {

@@ -44,6 +44,14 @@ static void huge_unlink(ts_huge_t *h) {
   pthread_mutex_unlock(&huge_lock);
 }
 
+/* A block's sizes change under huge_lock, which the ledger's walk holds. */
+static void huge_set_size(ts_huge_t *h, size_t usable) {
+  pthread_mutex_lock(&huge_lock);
+  h->usable_bytes = usable;
+  h->map_bytes = usable + TS_PAGE_SIZE;
+  pthread_mutex_unlock(&huge_lock);
+}
+
 /* Calls fn(mapping, bytes) for every huge block, under huge_lock. */
 void ts_huge_each(void (*fn)(void *map, size_t bytes, void *arg), void *arg) {
   pthread_mutex_lock(&huge_lock);
@@ -69,7 +77,7 @@ static void huge_count(const ts_huge_t *h, int sign) {
   atomic_fetch_add_explicit(&ts_huge_count, m, memory_order_relaxed);
 }
 
-void *ts_huge_alloc(size_t size, size_t alignment) {
+void *ts_huge_alloc(size_t size, size_t alignment, size_t requested) {
   size_t usable = huge_round(size);
   size_t align = alignment > TS_CHUNK_SIZE ? alignment : TS_CHUNK_SIZE;
   if (usable < size || usable + TS_PAGE_SIZE < usable) {
@@ -85,12 +93,12 @@ void *ts_huge_alloc(size_t size, size_t alignment) {
   h->cookie = TS_HUGE_MAGIC ^ ts_secret;
   h->map_bytes = usable + TS_PAGE_SIZE;
   h->usable_bytes = usable;
-  h->requested_bytes = size;
+  h->requested_bytes = requested;
   h->tag = ts_tag_current;
   huge_link(h);
   huge_count(h, 1);
   atomic_fetch_add_explicit(&ts_huge_nmalloc, 1, memory_order_relaxed);
-  if (ts_opt.tags) ts_tag_account(ts_tag_current, (int64_t)size, true);
+  if (ts_opt.tags) ts_tag_account(ts_tag_current, (int64_t)requested, true);
   char *user = base + TS_PAGE_SIZE;
   ts_window_set((uintptr_t)user, TS_WINDOW_HUGE);
   return user;
@@ -133,9 +141,9 @@ void *ts_huge_realloc(void *p, size_t size) {
   if (usable < h->usable_bytes) {
     huge_retag(h, size);
     huge_count(h, -1);
-    ts_os_unmap((char *)p + usable, h->usable_bytes - usable);
-    h->usable_bytes = usable;
-    h->map_bytes = usable + TS_PAGE_SIZE;
+    size_t old_usable = h->usable_bytes;
+    huge_set_size(h, usable); /* the ledger's walk sees the smaller size before the tail goes */
+    ts_os_unmap((char *)p + usable, old_usable - usable);
     h->requested_bytes = size;
     huge_count(h, 1);
     return p;
@@ -144,8 +152,7 @@ void *ts_huge_realloc(void *p, size_t size) {
   if (ts_os_remap_inplace(h, h->map_bytes, new_map)) {
     huge_retag(h, size);
     huge_count(h, -1);
-    h->usable_bytes = usable;
-    h->map_bytes = new_map;
+    huge_set_size(h, usable);
     h->requested_bytes = size;
     huge_count(h, 1);
     return p;
@@ -156,21 +163,25 @@ void *ts_huge_realloc(void *p, size_t size) {
   size_t old_map = h->map_bytes;
   huge_count(h, -1);
   huge_unlink(h);
+  /* The old window is cleared while the old pages are still mapped: once
+   * they move, another thread's mapping may take the address, and its
+   * window mark must not be cleared after it is set. */
+  ts_window_set((uintptr_t)p, TS_WINDOW_NONE);
   ts_huge_t *nh = ts_os_remap(h, old_map, new_map, dest);
   if (!nh) {
+    ts_window_set((uintptr_t)p, TS_WINDOW_HUGE);
     huge_link(h);
     huge_count(h, 1);
     ts_os_unmap(dest, new_map);
     return NULL;
   }
-  huge_link(nh);
   nh->usable_bytes = usable;
   nh->map_bytes = new_map;
+  huge_link(nh);
   huge_retag(nh, size);
   nh->requested_bytes = size;
   huge_count(nh, 1);
   char *user = (char *)nh + TS_PAGE_SIZE;
   ts_window_set((uintptr_t)user, TS_WINDOW_HUGE);
-  ts_window_set((uintptr_t)p, TS_WINDOW_NONE);
   return user;
 }

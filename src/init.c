@@ -26,24 +26,26 @@ static pthread_t init_owner;
 
 static void init_thread_exit(void *arg) { ts_tcache_teardown(arg); }
 
+/* Locks in the order the allocator takes them (docs/ARCHITECTURE.md,
+ * Locks): stats_lock is taken before the registry, bin, arena and huge
+ * locks by a snapshot.  The print lock is not taken: a printer may hold it
+ * across a blocking write, and the child re-creates it. */
 static void init_prefork(void) {
-  ts_stats_print_prefork();
-  ts_tag_prefork();
-  ts_huge_prefork();
   ts_stats_prefork();
   ts_tcache_prefork();
   ts_bin_prefork();
   ts_arena_prefork();
   ts_mesh_prefork();
+  ts_huge_prefork();
+  ts_tag_prefork();
 }
 static void init_postfork_parent(void) {
+  ts_tag_postfork_parent();
+  ts_huge_postfork_parent();
   ts_arena_postfork_parent();
   ts_bin_postfork_parent();
   ts_tcache_postfork_parent();
   ts_stats_postfork_parent();
-  ts_huge_postfork_parent();
-  ts_tag_postfork_parent();
-  ts_stats_print_postfork_parent();
 }
 static void init_postfork_child(void) {
   ts_arena_postfork_child();

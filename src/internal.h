@@ -131,11 +131,12 @@ void ts_meta_prefork(ts_arena_t *arena);
 void ts_meta_postfork_parent(ts_arena_t *arena);
 void ts_meta_postfork_child(ts_arena_t *arena);
 /* Object p's slab's side array (p of class cls, on a slab page), and
- * p's index in it. */
+ * p's index in it; NULL when p lies past the slab's last object (a bad
+ * pointer, which the slab reports when it gets it back). */
 TS_INLINE ts_side_t *ts_side_find(const void *p, unsigned cls, unsigned *index) {
   ts_side_t *s = ts_chunk_sides(ts_chunk_of(p))[ts_chunk_page_of(p)];
   *index = (unsigned)((((uintptr_t)p - s->base) * ts_class_div_mul[cls]) >> 32);
-  return s;
+  return TS_LIKELY(*index < s->nobjs) ? s : NULL;
 }
 TS_INLINE unsigned ts_side_slack(const ts_side_t *s, unsigned i) {
   return s->cls < TS_SIDE_NARROW_CLASSES ? s->slot[i] : ((const uint16_t *)(const void *)s->slot)[i];
@@ -176,7 +177,8 @@ void ts_arena_postfork_parent(void);
 void ts_arena_postfork_child(void);
 
 /* ---- huge.c ---- */
-void *ts_huge_alloc(size_t size, size_t alignment); /* zero-filled: a fresh mapping */
+/* zero-filled (a fresh mapping); requested: what the caller asked for, for the ledger */
+void *ts_huge_alloc(size_t size, size_t alignment, size_t requested);
 void ts_huge_free(void *p);
 size_t ts_huge_usable(const void *p);
 void *ts_huge_realloc(void *p, size_t size);  /* NULL: could not, p untouched */
@@ -249,7 +251,7 @@ typedef struct ts_options_s {
   bool tags;                  /* blocks are charged to tags (tag.c); implies stats_exact */
   uint8_t stats_print;        /* at exit: 0 none, 1 text, 2 json */
   uint64_t stats_interval_ms; /* periodic snapshots to stats_file, 0: none */
-  const char *stats_file;     /* path template (%p: the pid), not NUL-terminated */
+  const char *stats_file;     /* path template (%p: the pid), a copy of the option's value */
   size_t stats_file_len;
 } ts_options_t;
 extern ts_options_t ts_opt;
@@ -325,8 +327,6 @@ void ts_stats_tick(void);                         /* purger: sample the peaks */
 void ts_stats_prefork(void);
 void ts_stats_writer_kick(void);                  /* starts the periodic writer (stats_interval_ms) */
 void ts_stats_writer_postfork_child(void);
-void ts_stats_print_prefork(void);
-void ts_stats_print_postfork_parent(void);
 void ts_stats_postfork_parent(void);
 void ts_stats_postfork_child(void);
 extern _Atomic uint64_t ts_huge_requested, ts_huge_usable_total, ts_huge_mapped, ts_huge_count,

@@ -51,6 +51,9 @@ ts_options_t ts_opt = {
     .stats_file_len = 0,
 };
 
+#define TS_STATS_FILE_MAX 4000
+static char stats_file_buf[TS_STATS_FILE_MAX + 1];
+
 static bool opt_key_is(const char *k, size_t klen, const char *name) {
   return strlen(name) == klen && memcmp(k, name, klen) == 0;
 }
@@ -136,8 +139,11 @@ static void opt_apply(const char *k, size_t klen, const char *v, size_t vlen) {
     if (!opt_size(v, vlen, &x) || x > 86400000) return opt_warn(k, klen, "not a number of milliseconds in 0..86400000");
     ts_opt.stats_interval_ms = x;
   } else if (opt_key_is(k, klen, "stats_file")) {
-    if (vlen == 0 || vlen > 4000) return opt_warn(k, klen, "not a path of 1 to 4000 bytes");
-    ts_opt.stats_file = v;
+    if (vlen == 0 || vlen > TS_STATS_FILE_MAX) return opt_warn(k, klen, "not a path of 1 to 4000 bytes");
+    /* copied: a program may overwrite its environment (setproctitle) */
+    memcpy(stats_file_buf, v, vlen);
+    stats_file_buf[vlen] = 0;
+    ts_opt.stats_file = stats_file_buf;
     ts_opt.stats_file_len = vlen;
   } else {
     opt_warn(k, klen, "unknown option");

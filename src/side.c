@@ -92,6 +92,7 @@ bool ts_side_attach(ts_chunk_t *chunk, unsigned head, unsigned cls) {
 }
 
 void ts_side_detach(ts_chunk_t *chunk, unsigned head, unsigned npages) {
+  if (!ts_opt.stats_exact) return; /* nothing attached; the header page stays untouched */
   ts_side_t **sides = ts_chunk_sides(chunk);
   ts_side_t *s = sides[head];
   if (!s) return;

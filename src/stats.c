@@ -87,6 +87,7 @@ void ts_acct_large_resize(ts_tstats_t *st, void *p, size_t n) {
 void ts_acct_exact_alloc(ts_tstats_t *st, bool shared, void *p, unsigned cls, size_t n) {
   unsigned i;
   ts_side_t *s = ts_side_find(p, cls, &i);
+  if (TS_UNLIKELY(!s)) return;
   ts_side_set_slack(s, i, (unsigned)(ts_class_size[cls] - n));
   ts_cnt_add(shared, &st->requested[s->aidx], n);
   if (ts_opt.tags) {
@@ -98,6 +99,7 @@ void ts_acct_exact_alloc(ts_tstats_t *st, bool shared, void *p, unsigned cls, si
 void ts_acct_exact_free(ts_tstats_t *st, bool shared, void *p, unsigned cls) {
   unsigned i;
   ts_side_t *s = ts_side_find(p, cls, &i);
+  if (TS_UNLIKELY(!s)) return; /* not an object: its slab reports it at flush */
   uint64_t n = ts_class_size[cls] - ts_side_slack(s, i);
   ts_cnt_add(shared, &st->requested[s->aidx], (uint64_t)0 - n);
   ts_cnt_add(shared, &st->calls[TS_CALL_REMOTE_FREE], s->aidx != st->aidx);
@@ -112,12 +114,13 @@ ts_tag_t ts_tag_of_block(const void *p) {
   if (code >= TS_NCLASSES) return (ts_tag_t)c->spans[page].freemap[1];
   unsigned i;
   ts_side_t *s = ts_side_find(p, code, &i);
-  return ts_side_tags(s)[i];
+  return s ? ts_side_tags(s)[i] : TS_TAG_NONE;
 }
 
 void ts_acct_small_resize(void *p, unsigned cls, size_t n) {
   unsigned i;
   ts_side_t *s = ts_side_find(p, cls, &i);
+  if (TS_UNLIKELY(!s)) return;
   ts_tstats_t *st = ts_stats_here();
   uint64_t old_n = ts_class_size[cls] - ts_side_slack(s, i);
   ts_side_set_slack(s, i, (unsigned)(ts_class_size[cls] - n));
@@ -139,6 +142,20 @@ static size_t resident_pages(void *addr, size_t bytes) {
     for (size_t i = 0; i < pages; i++) n += mincore_vec[i] & 1;
     lo += pages << TS_PAGE_SHIFT;
   }
+  return n;
+}
+
+/* Resident pages of a chunk, a page meshed into another slab left out: it
+ * shows its group's physical page, counted once, at the group's slab. */
+static size_t chunk_resident_pages(ts_chunk_t *c) {
+  if (mincore(c, TS_CHUNK_SIZE, mincore_vec) != 0) return 0;
+  size_t n = 0;
+  if (!ts_opt.mesh || !ts_mesh_group_pages()) { /* no page is meshed: the codes need not be read */
+    for (unsigned p = 0; p < TS_CHUNK_PAGES; p++) n += mincore_vec[p] & 1;
+    return n;
+  }
+  const uint8_t *codes = ts_chunk_codes(c);
+  for (unsigned p = 0; p < TS_CHUNK_PAGES; p++) n += (mincore_vec[p] & 1) && codes[p] != TS_PAGE_MESHED;
   return n;
 }
 
@@ -197,7 +214,7 @@ static void walk_arena(ts_arena_t *a, walk_t *w, ts_stats_arena_t *as, bool resi
     as->chunks++;
     as->mapped_bytes += TS_CHUNK_SIZE;
     if (resident) {
-      as->resident_bytes += resident_pages(c, TS_CHUNK_SIZE) << TS_PAGE_SHIFT;
+      as->resident_bytes += chunk_resident_pages(c) << TS_PAGE_SHIFT;
       as->metadata_bytes += resident_pages(c, (size_t)c->first_page << TS_PAGE_SHIFT) << TS_PAGE_SHIFT;
     } else {
       as->metadata_bytes += (size_t)c->first_page << TS_PAGE_SHIFT;
@@ -246,7 +263,9 @@ static void stats_fill(ts_stats_t *out, walk_t *w, ts_tstats_t *sum, uint64_t *c
   for (unsigned i = 0; i < narenas; i++) {
     ts_stats_arena_t *as = &out->arenas[i];
     walk_arena(&ts_arenas[i], w, as, resident);
-    as->requested_bytes = sum->requested[i];
+    /* threads are read one after another: a block allocated by one and
+     * freed by another can be seen freed and not allocated */
+    as->requested_bytes = (int64_t)sum->requested[i] < 0 ? 0 : sum->requested[i];
     requested_counted += as->requested_bytes;
     out->slab_free_bytes += as->slab_free_bytes;
     out->dirty_bytes += as->dirty_bytes;
@@ -271,8 +290,12 @@ static void stats_fill(ts_stats_t *out, walk_t *w, ts_tstats_t *sum, uint64_t *c
   }
   if (cached_large > w->large_bytes) cached_large = w->large_bytes;
   uint64_t large_live = w->large_bytes - cached_large;
+  /* a huge block is its usable bytes and one header page: counted from the
+   * block count, so that a block freed during the snapshot cannot make the
+   * difference of two counters negative */
   uint64_t huge_usable = atomic_load_explicit(&ts_huge_usable_total, memory_order_relaxed);
-  uint64_t huge_mapped = atomic_load_explicit(&ts_huge_mapped, memory_order_relaxed);
+  uint64_t huge_headers = atomic_load_explicit(&ts_huge_count, memory_order_relaxed) << TS_PAGE_SHIFT;
+  uint64_t huge_mapped = huge_usable + huge_headers;
   out->large_bytes = large_live;
   out->huge_bytes = huge_usable;
   out->allocated_bytes = small_live + large_live + huge_usable;
@@ -289,12 +312,12 @@ static void stats_fill(ts_stats_t *out, walk_t *w, ts_tstats_t *sum, uint64_t *c
   for (unsigned i = 0; i < narenas; i++) threads += out->arenas[i].threads;
   uint64_t fixed = (uint64_t)narenas * sizeof(ts_arena_t) + threads * sizeof(ts_tcache_t) +
                    (resident ? resident_pages((void *)ts_chunk_map, sizeof ts_chunk_map) << TS_PAGE_SHIFT : 0);
-  out->metadata_bytes += fixed + (huge_mapped - huge_usable);
+  out->metadata_bytes += fixed + huge_headers;
   out->mapped_bytes += huge_mapped;
   if (resident) ts_huge_each(add_resident, &out->resident_bytes);
   out->committed_bytes = out->requested_bytes + out->rounding_bytes + out->cached_bytes + out->slab_free_bytes +
                          out->dirty_bytes + out->metadata_bytes;
-  process_rss(&out->process_rss_bytes, &out->process_rss_peak_bytes);
+  if (resident) process_rss(&out->process_rss_bytes, &out->process_rss_peak_bytes);
   out->returned_bytes = atomic_load_explicit(&ts_pages_returned_total, memory_order_relaxed) << TS_PAGE_SHIFT;
   uint64_t over = out->committed_bytes - out->requested_bytes;
   out->frag_ratio = out->requested_bytes ? (double)out->committed_bytes / (double)out->requested_bytes : 0.0;

@@ -289,12 +289,12 @@ void ts_stats_writer_kick(void) {
   pthread_attr_destroy(&attr);
 }
 
+/* The child: no writer thread, and the print lock may have been held by a
+ * thread that does not exist there (prefork does not take it). */
 void ts_stats_writer_postfork_child(void) {
   atomic_store(&writer_state, 0);
   pthread_mutex_init(&print_lock, NULL);
 }
-void ts_stats_print_prefork(void) { pthread_mutex_lock(&print_lock); }
-void ts_stats_print_postfork_parent(void) { pthread_mutex_unlock(&print_lock); }
 
 /* At exit (and at dlclose of the library): option stats_print. */
 __attribute__((destructor)) static void stats_at_exit(void) {

@@ -254,6 +254,10 @@ TS_TEST(sparse_slabs_are_meshed) {
   expect_eq(st_after.classes[cls].used, kept);
   expect_eq(st_before.classes[cls].slab_bytes - st_after.classes[cls].slab_bytes, meshed * TS_PAGE_SIZE);
   expect_eq(st_before.slab_free_bytes - st_after.slab_free_bytes, meshed * TS_PAGE_SIZE);
+  /* resident bytes count a shared page once, as the kernel's PSS does */
+  expect_true(st_after.resident_bytes + meshed * TS_PAGE_SIZE / 2 <= st_before.resident_bytes,
+              "resident %llu -> %llu KiB", (unsigned long long)st_before.resident_bytes >> 10,
+              (unsigned long long)st_after.resident_bytes >> 10);
   expect_eq(st_after.requested_bytes + st_after.rounding_bytes + st_after.cached_bytes + st_after.slab_free_bytes +
                 st_after.dirty_bytes + st_after.metadata_bytes,
             st_after.committed_bytes);

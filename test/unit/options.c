@@ -46,6 +46,10 @@ TS_TEST(stats_options) {
   expect_eq(ts_opt.stats_interval_ms, 250);
   expect_eq(ts_opt.stats_file_len, strlen("/tmp/ts.%p.json"));
   expect_true(ts_opt.stats_file && memcmp(ts_opt.stats_file, "/tmp/ts.%p.json", ts_opt.stats_file_len) == 0);
+  /* a program that reuses its environment (setproctitle) keeps the path */
+  char *env = getenv("TESSERA_CONF");
+  memset(env, 'x', strlen(env));
+  expect_true(memcmp(ts_opt.stats_file, "/tmp/ts.%p.json", ts_opt.stats_file_len) == 0);
   parse("stats_print:yaml,stats_interval_ms:-1,stats_exact:perhaps", err, sizeof err);
   expect_true(strstr(err, "tessera: warning: TESSERA_CONF: stats_print: not none, text or json") != NULL, "%s", err);
   expect_true(strstr(err, "tessera: warning: TESSERA_CONF: stats_interval_ms: not a number") != NULL, "%s", err);

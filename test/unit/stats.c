@@ -9,7 +9,9 @@
 #include "tessera.h"
 #include "test.h"
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -281,6 +283,117 @@ TS_TEST(fork_child_keeps_the_ledger) {
   ts_free(p);
 }
 
+/* ---- concurrency (bugs found in review) ---- */
+
+static atomic_int churn_stop;
+
+/* Huge blocks allocated, resized in place and freed, and small blocks
+ * freed by another thread than the allocating one. */
+static void *churn(void *arg) {
+  unsigned seed = (unsigned)(uintptr_t)arg;
+  void *small[64] = {0};
+  while (!atomic_load(&churn_stop)) {
+    char *h = ts_malloc((size_t)8 << 20);
+    h[0] = 1;
+    h = ts_realloc(h, (size_t)5 << 20); /* shrinks in place */
+    h = ts_realloc(h, (size_t)9 << 20);
+    ts_free(h);
+    unsigned i = (unsigned)rand_r(&seed) % 64;
+    ts_free(small[i]);
+    small[i] = ts_malloc((size_t)(rand_r(&seed) % 4000));
+    void *q = ts_aligned_alloc((size_t)4 << 20, 100);
+    ts_free(q);
+  }
+  for (unsigned i = 0; i < 64; i++) ts_free(small[i]);
+  return NULL;
+}
+
+TS_TEST(snapshots_while_threads_allocate_stay_sane) {
+  pthread_t th[2];
+  atomic_store(&churn_stop, 0);
+  for (unsigned t = 0; t < 2; t++) pthread_create(&th[t], NULL, churn, (void *)(uintptr_t)(t + 1));
+  /* a block freed during a snapshot once made metadata (huge headers) and
+   * an arena's requested bytes wrap below zero */
+  const uint64_t absurd = (uint64_t)1 << 50;
+  for (int k = 0; k < 3000; k++) {
+    ts_stats_get(&st);
+    assert_true(st.metadata_bytes < absurd && st.committed_bytes < absurd && st.requested_bytes < absurd,
+                "snapshot %d: metadata %llu committed %llu requested %llu", k,
+                (unsigned long long)st.metadata_bytes, (unsigned long long)st.committed_bytes,
+                (unsigned long long)st.requested_bytes);
+    for (unsigned i = 0; i < st.narenas; i++)
+      assert_true(st.arenas[i].requested_bytes < absurd, "arena %u requested %llu", i,
+                  (unsigned long long)st.arenas[i].requested_bytes);
+  }
+  atomic_store(&churn_stop, 1);
+  for (unsigned t = 0; t < 2; t++) pthread_join(th[t], NULL);
+}
+
+TS_TEST(aligned_huge_blocks_count_their_request) {
+  if (!ts_opt.stats_exact) ts_skip("small requests are kept with stats_exact only");
+  ts_stats_get(&st);
+  uint64_t base = st.requested_bytes;
+  void *p = ts_aligned_alloc((size_t)4 << 20, 100);
+  void *q = ts_aligned_alloc(8192, 0);
+  ts_stats_get(&st);
+  expect_eq(st.requested_bytes - base, 100);
+  ts_free(p);
+  ts_free(q);
+  ts_stats_get(&st);
+  expect_eq(st.requested_bytes, base);
+}
+
+static void *snapshot_loop(void *arg) {
+  (void)arg;
+  static ts_stats_t s;
+  while (!atomic_load(&churn_stop)) ts_stats_get(&s);
+  return NULL;
+}
+
+static int print_fd;
+static void *print_to_pipe(void *arg) {
+  (void)arg;
+  FILE *f = fdopen(print_fd, "w");
+  ts_stats_print(f, TS_STATS_TEXT); /* blocks: nobody reads the pipe yet */
+  fclose(f);
+  return NULL;
+}
+
+TS_TEST(fork_while_another_thread_takes_snapshots_or_prints) {
+  if (!TS_RSS_CHECKS) ts_skip("fork under ThreadSanitizer");
+  alarm(60); /* a deadlock fails the test instead of hanging it */
+  void *big = ts_malloc((size_t)6 << 20); /* a huge block: the snapshot walks the huge list */
+  atomic_store(&churn_stop, 0);
+  pthread_t th;
+  pthread_create(&th, NULL, snapshot_loop, NULL);
+  for (int k = 0; k < 200; k++) {
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) _exit(0);
+    waitpid(pid, NULL, 0);
+  }
+  atomic_store(&churn_stop, 1);
+  pthread_join(th, NULL);
+  /* a printer blocked on a full pipe must not block fork */
+  int fds[2];
+  assert_true(pipe(fds) == 0);
+  fcntl(fds[1], F_SETPIPE_SZ, 4096);
+  print_fd = fds[1];
+  pthread_create(&th, NULL, print_to_pipe, NULL);
+  usleep(200000);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) _exit(0);
+  waitpid(pid, NULL, 0);
+  char buf[4096];
+  while (read(fds[0], buf, sizeof buf) > 0) {
+  }
+  pthread_join(th, NULL);
+  close(fds[0]);
+  alarm(0);
+  ts_free(big);
+}
+
 /* ---- the kernel's view ---- */
 
 static uint64_t smaps_rss(void) {
@@ -324,6 +437,9 @@ int main(void) {
   ts_run(small_realloc_in_place_updates_the_request);
   ts_run(cross_thread_frees_and_exited_threads_net_out);
   ts_run(fork_child_keeps_the_ledger);
+  ts_run(snapshots_while_threads_allocate_stay_sane);
+  ts_run(aligned_huge_blocks_count_their_request);
+  ts_run(fork_while_another_thread_takes_snapshots_or_prints);
   ts_run(committed_reconciles_with_smaps_rss);
   return ts_test_done();
 }
