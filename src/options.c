@@ -28,7 +28,8 @@
  *   stats_print        none, text or json, default none: print the ledger
  *                      to stderr (or stats_file) at exit
  *   stats_interval_ms  0..86400000, default 0 (off): append a JSON snapshot
- *                      to stats_file this often (from the purger thread)
+ *                      to stats_file this often (from a writer thread of
+ *                      tessera's, started at the first slow-path call)
  *   stats_file         a path, %p replaced by the process id; default
  *                      none (stderr); the value ends at the next comma
  */

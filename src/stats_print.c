@@ -242,9 +242,16 @@ static void write_all(int fd, const char *buf, size_t len) {
   }
 }
 
+static bool final_written; /* print_lock: the exit snapshot is out; no periodic one follows */
+
 /* One snapshot to stats_file (or stderr when there is none). */
 static void snapshot_to_file(int flags, bool final) {
   pthread_mutex_lock(&print_lock);
+  if (final_written) {
+    pthread_mutex_unlock(&print_lock);
+    return;
+  }
+  final_written = final;
   int fd = stats_file_open();
   size_t len = format_snapshot(flags, final);
   write_all(fd >= 0 ? fd : 2, print_buf, len);
