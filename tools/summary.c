@@ -209,7 +209,11 @@ size_t summary_rows(const run_result_t *r, summary_row_t rows[SUMMARY_MAX_ROWS])
       s->requested_exact ? "exact" : "not exact: small blocks count at their size class (--fast)");
   row(rows, &n, "allocated", "%s, peak %s", fmt_size(a, s->allocated_bytes), fmt_size(b, s->allocated_peak_bytes));
   row(rows, &n, "committed", "%s", fmt_size(a, s->committed_bytes));
-  if (s->requested_bytes) row(rows, &n, "fragmentation", "%.3f (committed / requested)", s->frag_ratio);
+  if (s->requested_bytes && s->requested_bytes * 100 >= s->committed_bytes)
+    row(rows, &n, "fragmentation", "%.3f (committed / requested)", s->frag_ratio);
+  else if (s->requested_bytes)
+    row(rows, &n, "fragmentation", "not meaningful at the end: %s requested of %s committed (see the moment the "
+        "program held most)", fmt_size(a, s->requested_bytes), fmt_size(b, s->committed_bytes));
   else row(rows, &n, "fragmentation", "none to measure: nothing requested at the end");
   uint64_t over = s->committed_bytes > s->requested_bytes ? s->committed_bytes - s->requested_bytes : 0;
   row(rows, &n, "beyond requested",
