@@ -190,30 +190,30 @@ static inline int64_t frag_peak_rss_bytes(void)
     return (int64_t)strtoll(line + 7, NULL, 10) * 1024;
 }
 
-/* Proportional set size in bytes: Pss (kB) from /proc/self/smaps_rollup,
- * or -1.  Unlike RSS it counts a physical page once however many addresses
- * of the process show it (tessera's meshing maps one page at several). */
-static inline int64_t frag_pss_bytes(void)
+/* A field ("\nPss:", "\nRss:") of /proc/self/smaps_rollup in bytes, -1 if
+ * unreadable. */
+static inline int64_t frag_smaps_rollup_bytes(const char *field)
 {
     char buf[4096];
     if (frag_read_proc("/proc/self/smaps_rollup", buf, sizeof buf) <= 0)
         return -1;
-    const char *line = strstr(buf, "\nPss:");
+    const char *line = strstr(buf, field);
     if (line == NULL)
         return -1;
-    return (int64_t)strtoll(line + 5, NULL, 10) * 1024;
+    return (int64_t)strtoll(line + strlen(field), NULL, 10) * 1024;
 }
 
-/* Rss from /proc/self/smaps_rollup, -1 if unreadable. */
+/* Proportional set size: unlike RSS it counts a physical page once however
+ * many addresses of the process show it (tessera's meshing maps one page at
+ * several). */
+static inline int64_t frag_pss_bytes(void)
+{
+    return frag_smaps_rollup_bytes("\nPss:");
+}
+
 static inline int64_t frag_smaps_rss_bytes(void)
 {
-    char buf[4096];
-    if (frag_read_proc("/proc/self/smaps_rollup", buf, sizeof buf) <= 0)
-        return -1;
-    const char *line = strstr(buf, "\nRss:");
-    if (line == NULL)
-        return -1;
-    return (int64_t)strtoll(line + 5, NULL, 10) * 1024;
+    return frag_smaps_rollup_bytes("\nRss:");
 }
 
 /* ---- clock and output ---- */

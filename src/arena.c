@@ -31,7 +31,6 @@ void ts_arena_init(ts_arena_t *arena, unsigned index) {
   for (unsigned i = 0; i < TS_RUN_LISTS / 64; i++) arena->free_runs_nonempty[i] = 0;
   arena->index = index;
   atomic_init(&arena->xthreads, 0);
-  arena->nchunks = 0;
   atomic_init(&arena->large_pages, 0);
   ts_meta_init(&arena->meta);
   for (unsigned c = 0; c < TS_NCLASSES; c++) ts_bin_init(&arena->bins[c]);
@@ -78,7 +77,6 @@ void *ts_arena_run_alloc(ts_arena_t *arena, unsigned npages, unsigned align_page
       return NULL;
     }
     arena_insert_chunk(arena, chunk);
-    arena->nchunks++;
     ts_run_add_chunk(arena, chunk);
     s = ts_run_alloc(arena, npages, align_pages);
   }
@@ -109,7 +107,6 @@ void ts_arena_run_free_locked(ts_chunk_t *chunk, unsigned head) {
   }
   ts_run_remove_chunk(arena, chunk);
   arena_remove_chunk(arena, chunk);
-  arena->nchunks--;
   ts_chunk_delete(chunk);
 }
 

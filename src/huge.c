@@ -21,7 +21,7 @@
 
 static size_t huge_round(size_t size) { return (size + TS_PAGE_MASK) & ~TS_PAGE_MASK; }
 
-_Atomic uint64_t ts_huge_requested, ts_huge_usable_total, ts_huge_mapped, ts_huge_count, ts_huge_nmalloc,
+_Atomic uint64_t ts_huge_requested, ts_huge_usable_total, ts_huge_count, ts_huge_nmalloc,
     ts_huge_nfree;
 
 static pthread_mutex_t huge_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -73,7 +73,6 @@ static void huge_count(const ts_huge_t *h, int sign) {
   uint64_t m = (uint64_t)(int64_t)sign;
   atomic_fetch_add_explicit(&ts_huge_requested, m * h->requested_bytes, memory_order_relaxed);
   atomic_fetch_add_explicit(&ts_huge_usable_total, m * h->usable_bytes, memory_order_relaxed);
-  atomic_fetch_add_explicit(&ts_huge_mapped, m * h->map_bytes, memory_order_relaxed);
   atomic_fetch_add_explicit(&ts_huge_count, m, memory_order_relaxed);
 }
 

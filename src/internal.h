@@ -23,6 +23,7 @@ void ts_os_barrier(void);                         /* a memory barrier on every t
 unsigned ts_os_ncpus(void);
 uint64_t ts_os_now_ns(void);
 uint64_t ts_os_random(void);
+bool ts_os_thread_start(void *(*fn)(void *));      /* detached, async signals blocked */
 
 /* ---- safety.c: the one place that reports misuse and aborts ---- */
 void ts_message(const char *fmt, ...);            /* "tessera: ..." on stderr, no malloc */
@@ -322,14 +323,13 @@ void ts_acct_large_resize(ts_tstats_t *st, void *p, size_t n);
 void ts_acct_small_resize(void *p, unsigned cls, size_t n); /* realloc within the class */
 void ts_acct_call(enum ts_call_e call);
 ts_tag_t ts_tag_of_block(const void *p);         /* option tags */
-void ts_stats_fold(ts_tstats_t *st);              /* registry lock held: an exiting thread's counters */
 void ts_stats_tick(void);                         /* purger: sample the peaks */
 void ts_stats_prefork(void);
 void ts_stats_writer_kick(void);                  /* starts the periodic writer (stats_interval_ms) */
 void ts_stats_writer_postfork_child(void);
 void ts_stats_postfork_parent(void);
 void ts_stats_postfork_child(void);
-extern _Atomic uint64_t ts_huge_requested, ts_huge_usable_total, ts_huge_mapped, ts_huge_count,
+extern _Atomic uint64_t ts_huge_requested, ts_huge_usable_total, ts_huge_count,
     ts_huge_nmalloc, ts_huge_nfree;
 
 /* ---- tag.c ---- */

@@ -101,8 +101,18 @@ static bool opt_bool(const char *v, size_t vlen, bool *out) {
   return false;
 }
 
+/* The boolean option named k, or NULL. */
+static bool *opt_flag(const char *k, size_t klen) {
+  if (opt_key_is(k, klen, "background_thread")) return &ts_opt.background_thread;
+  if (opt_key_is(k, klen, "mesh")) return &ts_opt.mesh;
+  if (opt_key_is(k, klen, "stats_exact")) return &ts_opt.stats_exact;
+  if (opt_key_is(k, klen, "tags")) return &ts_opt.tags;
+  return NULL;
+}
+
 static void opt_apply(const char *k, size_t klen, const char *v, size_t vlen) {
   uint64_t x;
+  bool *flag;
   if (opt_key_is(k, klen, "decay_ms")) {
     if (!opt_size(v, vlen, &x) || x > 3600000) return opt_warn(k, klen, "not a number of milliseconds in 0..3600000");
     ts_opt.decay_ms = x;
@@ -115,22 +125,10 @@ static void opt_apply(const char *k, size_t klen, const char *v, size_t vlen) {
       if (!opt_size(v, vlen, &x) || x == 0) return opt_warn(k, klen, "not a size in bytes (suffix K, M, G) or a share (N%)");
       ts_opt.dirty_max_bytes = x;
     }
-  } else if (opt_key_is(k, klen, "background_thread")) {
+  } else if ((flag = opt_flag(k, klen)) != NULL) {
     bool b;
     if (!opt_bool(v, vlen, &b)) return opt_warn(k, klen, "not true or false");
-    ts_opt.background_thread = b;
-  } else if (opt_key_is(k, klen, "mesh")) {
-    bool b;
-    if (!opt_bool(v, vlen, &b)) return opt_warn(k, klen, "not true or false");
-    ts_opt.mesh = b;
-  } else if (opt_key_is(k, klen, "stats_exact")) {
-    bool b;
-    if (!opt_bool(v, vlen, &b)) return opt_warn(k, klen, "not true or false");
-    ts_opt.stats_exact = b;
-  } else if (opt_key_is(k, klen, "tags")) {
-    bool b;
-    if (!opt_bool(v, vlen, &b)) return opt_warn(k, klen, "not true or false");
-    ts_opt.tags = b;
+    *flag = b;
   } else if (opt_key_is(k, klen, "stats_print")) {
     if (opt_key_is(v, vlen, "none")) ts_opt.stats_print = 0;
     else if (opt_key_is(v, vlen, "text")) ts_opt.stats_print = 1;

@@ -8,6 +8,8 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -123,4 +125,28 @@ uint64_t ts_os_random(void) {
   x *= 0xff51afd7ed558ccdull;
   x ^= x >> 33;
   return x;
+}
+
+/* A detached thread of tessera's (the purger, the stats writer): a 64 KiB
+ * stack, and every asynchronous signal blocked, so that none is delivered
+ * to it instead of the program's threads.  The synchronous ones stay open:
+ * a fault must reach its handler, and meshing needs every thread to take
+ * SIGSEGV (mesh.c).  false if the thread could not be created. */
+bool ts_os_thread_start(void *(*fn)(void *)) {
+  pthread_attr_t attr;
+  pthread_t t;
+  sigset_t all, old;
+  sigfillset(&all);
+  sigdelset(&all, SIGSEGV);
+  sigdelset(&all, SIGBUS);
+  sigdelset(&all, SIGILL);
+  sigdelset(&all, SIGFPE);
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 64 << 10);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int err = pthread_create(&t, &attr, fn, NULL);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pthread_attr_destroy(&attr);
+  return err == 0;
 }

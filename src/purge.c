@@ -30,7 +30,6 @@
  */
 #include "internal.h"
 
-#include <signal.h>
 #include <time.h>
 #include <tessera.h>
 
@@ -170,24 +169,7 @@ static void *purger_main(void *arg) {
 static void purge_start(void) {
   int expected = PURGER_NONE;
   if (!atomic_compare_exchange_strong(&purger_state, &expected, PURGER_RUNNING)) return;
-  pthread_attr_t attr;
-  pthread_t t;
-  sigset_t all, old;
-  sigfillset(&all);
-  /* but not the synchronous ones: a fault must reach its handler (and
-   * meshing needs every thread to take SIGSEGV, mesh.c) */
-  sigdelset(&all, SIGSEGV);
-  sigdelset(&all, SIGBUS);
-  sigdelset(&all, SIGILL);
-  sigdelset(&all, SIGFPE);
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 64 << 10);
-  pthread_sigmask(SIG_SETMASK, &all, &old); /* the purger takes no asynchronous signal */
-  int err = pthread_create(&t, &attr, purger_main, NULL);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  pthread_attr_destroy(&attr);
-  if (err) atomic_store(&purger_state, PURGER_FAILED);
+  if (!ts_os_thread_start(purger_main)) atomic_store(&purger_state, PURGER_FAILED);
 }
 
 void ts_purge_kick(void) {

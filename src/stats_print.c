@@ -14,7 +14,6 @@
 
 #include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -279,21 +278,7 @@ void ts_stats_writer_kick(void) {
   int expected = 0;
   if (atomic_load_explicit(&writer_state, memory_order_relaxed)) return;
   if (!atomic_compare_exchange_strong(&writer_state, &expected, 1)) return;
-  pthread_attr_t attr;
-  pthread_t t;
-  sigset_t all, old;
-  sigfillset(&all);
-  sigdelset(&all, SIGSEGV);
-  sigdelset(&all, SIGBUS);
-  sigdelset(&all, SIGILL);
-  sigdelset(&all, SIGFPE);
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 64 << 10);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  if (pthread_create(&t, &attr, writer_main, NULL) != 0) ts_message("warning: stats_interval_ms: no thread");
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  pthread_attr_destroy(&attr);
+  if (!ts_os_thread_start(writer_main)) ts_message("warning: stats_interval_ms: no thread");
 }
 
 /* The child: no writer thread, and the print lock may have been held by a

@@ -64,7 +64,7 @@
 
 /* Chunks are 4 MiB, aligned to 4 MiB, so that p & ~TS_CHUNK_MASK finds the
  * header of the chunk holding p.  4 MiB holds the largest run (2 MiB) twice
- * over, keeps the header (about 100 KiB of address space, of which only the
+ * over, keeps the header (about 84 KiB of address space, of which only the
  * touched part is resident) under 2.5% of the chunk, and is a multiple of
  * the 2 MiB huge page so that later purging can work in aligned 2 MiB
  * units. */
@@ -306,7 +306,6 @@ struct ts_arena_s {
   atomic_uint xthreads;     /* threads bound to this arena */
   size_t active_pages;      /* pages in runs (slabs and large blocks) */
   size_t dirty_pages;       /* free pages not yet purged, over all chunks */
-  size_t nchunks;           /* chunks mapped, the spare included */
   _Atomic size_t large_pages; /* pages of large runs out of the arena (held or cached) */
   ts_meta_t meta;           /* side arrays */
   ts_bin_t bins[TS_NCLASSES];

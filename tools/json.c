@@ -294,6 +294,21 @@ static bool push_item(json_t *out, size_t *cap, const json_t *v, char *key) {
   return true;
 }
 
+/* After an array's or object's item: 1 past a ',' (another item follows),
+ * 0 past the closing character, -1 on anything else (nothing consumed). */
+static int after_item(parser_t *p, char close) {
+  skip_space(p);
+  if (p->pos < p->len && p->text[p->pos] == ',') {
+    p->pos++;
+    return 1;
+  }
+  if (p->pos < p->len && p->text[p->pos] == close) {
+    p->pos++;
+    return 0;
+  }
+  return -1;
+}
+
 static bool parse_array(parser_t *p, json_t *out) {
   size_t cap = 0;
   out->type = JSON_ARRAY;
@@ -311,16 +326,9 @@ static bool parse_array(parser_t *p, json_t *out) {
       free_children(&item);
       return fail_at(p, at, "out of memory");
     }
-    skip_space(p);
-    if (p->pos < p->len && p->text[p->pos] == ',') {
-      p->pos++;
-      continue;
-    }
-    if (p->pos < p->len && p->text[p->pos] == ']') {
-      p->pos++;
-      return true;
-    }
-    return unexpected(p, "expected ',' or ']' in an array");
+    int next = after_item(p, ']');
+    if (next < 0) return unexpected(p, "expected ',' or ']' in an array");
+    if (next == 0) return true;
   }
 }
 
@@ -356,16 +364,9 @@ static bool parse_object(parser_t *p, json_t *out) {
       free_children(&item);
       return fail_at(p, at, "out of memory");
     }
-    skip_space(p);
-    if (p->pos < p->len && p->text[p->pos] == ',') {
-      p->pos++;
-      continue;
-    }
-    if (p->pos < p->len && p->text[p->pos] == '}') {
-      p->pos++;
-      return true;
-    }
-    return unexpected(p, "expected ',' or '}' in an object");
+    int next = after_item(p, '}');
+    if (next < 0) return unexpected(p, "expected ',' or '}' in an object");
+    if (next == 0) return true;
   }
 }
 

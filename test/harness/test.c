@@ -98,3 +98,19 @@ unsigned ts_test_mappings(void) {
   fclose(f);
   return n;
 }
+
+void ts_test_capture_stderr(void (*fn)(void *), void *arg, char *err, size_t cap) {
+  int fds[2], saved = dup(2);
+  err[0] = 0;
+  if (pipe(fds) != 0) return;
+  fflush(stderr);
+  dup2(fds[1], 2);
+  fn(arg);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  close(fds[1]);
+  ssize_t n = read(fds[0], err, cap - 1);
+  err[n > 0 ? n : 0] = 0;
+  close(fds[0]);
+}

@@ -43,6 +43,10 @@ int ts_test_done(void);          /* prints the closing line, returns the exit co
 size_t ts_test_rss_bytes(void);
 unsigned ts_test_mappings(void);
 
+/* Runs fn(arg) with stderr captured into err (NUL-terminated, at most
+ * cap - 1 bytes). */
+void ts_test_capture_stderr(void (*fn)(void *), void *arg, char *err, size_t cap);
+
 /* Fill/check a block with a pattern derived from its address and size. */
 void ts_test_fill(void *p, size_t n);
 int ts_test_check(const void *p, size_t n);   /* 1 when intact */

@@ -8,19 +8,14 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Parses conf with stderr captured into err. */
-static void parse(const char *conf, char *err, size_t cap) {
-  int fds[2], saved = dup(2);
-  if (pipe(fds) != 0) return;
-  dup2(fds[1], 2);
+static void parse_conf(void *conf) {
   setenv("TESSERA_CONF", conf, 1);
   ts_options_init();
-  dup2(saved, 2);
-  close(saved);
-  close(fds[1]);
-  ssize_t n = read(fds[0], err, cap - 1);
-  err[n > 0 ? n : 0] = 0;
-  close(fds[0]);
+}
+
+/* Parses conf with stderr captured into err. */
+static void parse(const char *conf, char *err, size_t cap) {
+  ts_test_capture_stderr(parse_conf, (void *)conf, err, cap);
 }
 
 static const ts_options_t defaults = {1000, 0, 64, true, false, false, false, 0, 0, NULL, 0};

@@ -132,23 +132,10 @@ TS_TEST(frees_credit_the_allocating_tag_from_any_thread) {
   check_sum();
 }
 
-/* Runs fn with stderr captured into err. */
-static void capture(void (*fn)(void), char *err, size_t cap) {
-  int fds[2], saved = dup(2);
-  if (pipe(fds) != 0) return;
-  dup2(fds[1], 2);
-  fn();
-  dup2(saved, 2);
-  close(saved);
-  close(fds[1]);
-  ssize_t n = read(fds[0], err, cap - 1);
-  err[n > 0 ? n : 0] = 0;
-  close(fds[0]);
-}
-
 static int bad_errno[3];
 static ts_tag_t bad_result[3];
-static void bad_calls(void) {
+static void bad_calls(void *arg) {
+  (void)arg;
   errno = 0;
   bad_result[0] = ts_tag_register("");
   bad_errno[0] = errno;
@@ -162,7 +149,7 @@ static void bad_calls(void) {
 
 TS_TEST(bad_input_is_refused_with_a_message) {
   char err[1024];
-  capture(bad_calls, err, sizeof err);
+  ts_test_capture_stderr(bad_calls, NULL, err, sizeof err);
   expect_eq(bad_result[0], TS_TAG_NONE);
   expect_eq(bad_errno[0], EINVAL);
   expect_eq(bad_result[1], TS_TAG_NONE);
@@ -173,7 +160,8 @@ TS_TEST(bad_input_is_refused_with_a_message) {
   expect_true(strstr(err, "ts_tag_set(): no tag 255") != NULL, "%s", err);
 }
 
-static void fill_table(void) {
+static void fill_table(void *arg) {
+  (void)arg;
   char name[32];
   for (unsigned i = 0; i < TS_TAGS_MAX + 5; i++) {
     snprintf(name, sizeof name, "filler-%u", i);
@@ -183,10 +171,10 @@ static void fill_table(void) {
 
 TS_TEST(a_full_table_refuses_new_tags) {
   char err[4096];
-  capture(fill_table, err, sizeof err);
+  ts_test_capture_stderr(fill_table, NULL, err, sizeof err);
   expect_eq(ts_tag_stats(NULL, 0), TS_TAGS_MAX);
   errno = 0;
-  capture(bad_calls, err, sizeof err); /* keep stderr quiet */
+  ts_test_capture_stderr(bad_calls, NULL, err, sizeof err); /* keep stderr quiet */
   expect_eq(ts_tag_register("one too many"), TS_TAG_NONE);
   expect_eq(errno, ENOSPC);
   expect_true(ts_tag_register("alpha") != TS_TAG_NONE); /* an existing name still resolves */
