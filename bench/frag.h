@@ -316,7 +316,11 @@ static void *frag_sampler_main(void *arg)
  *   reconcile phase=NAME committed_bytes=N ledger_delta_bytes=N
  *             kernel_delta_bytes=N resident_bytes=N tolerance_bytes=N ok=0|1
  *
- * The tolerance is the one docs/STATS.md states: 2% of committed + 1 MiB. */
+ * The tolerance is the one docs/STATS.md states: 2% of committed + 1 MiB.
+ *
+ * With FRAG_LEDGER set (any value) and tessera preloaded, every phase also
+ * prints tessera's ledger as text on stderr (ts_stats_print), to see where
+ * a phase's memory sits: by cause, by size class, by arena. */
 typedef int (*frag_stats_get_fn)(ts_stats_t *);
 typedef size_t (*frag_purge_fn)(void);
 static frag_stats_get_fn frag_stats_get;
@@ -383,6 +387,11 @@ static inline void frag_phase_with(const char *name, const char *extra)
              name, (long long)frag_live_total(), (long long)rss, (long long)pss, (long long)peak,
              (long long)atomic_load(&frag_meta_total), extra, frag_elapsed());
     frag_reconcile(name);
+    if (getenv("FRAG_LEDGER")) {
+        void (*print)(FILE *, int) = (void (*)(FILE *, int))(uintptr_t)dlsym(RTLD_DEFAULT, "ts_stats_print");
+        if (print)
+            print(stderr, TS_STATS_TEXT);
+    }
 }
 
 static inline void frag_phase(const char *name)

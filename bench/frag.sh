@@ -16,7 +16,7 @@
 # Environment:
 #   RUNS=3          runs per (pattern, allocator); the median is reported
 #   FRAG_SCALE=1    multiplies the byte volume of every program
-#   PATTERNS="twowaves redis cache realloc server"   subset / order
+#   PATTERNS="twowaves twowaves20 redis cache realloc server"   subset / order
 #   TIMEOUT=300     seconds before one run counts as failed (hang)
 set -u
 
@@ -27,7 +27,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 
 RUNS=${RUNS:-3}
 export FRAG_SCALE=${FRAG_SCALE:-1}
-PATTERNS=${PATTERNS:-"twowaves redis cache realloc server"}
+PATTERNS=${PATTERNS:-"twowaves twowaves20 redis cache realloc server"}
 TIMEOUT=${TIMEOUT:-300}
 case $RUNS in ''|*[!0-9]*|0) echo "frag.sh: RUNS must be a positive integer" >&2; exit 2;; esac
 
