@@ -84,7 +84,7 @@ TS_API const char *ts_version(void);
  * snapshot mixes moments a few microseconds apart; the parts add up
  * exactly in a process whose other threads are quiet.  Cost: every arena's
  * locks, held for a walk of its page maps (about 1 ms per GiB in use). */
-#define TS_STATS_VERSION 1
+#define TS_STATS_VERSION 2
 #define TS_STATS_CLASSES 128
 #define TS_STATS_ARENAS 64
 
@@ -93,10 +93,13 @@ typedef struct ts_stats_class_s {
   uint64_t slabs;         /* slabs of the class, over all arenas */
   uint64_t slab_bytes;    /* their committed pages, bytes */
   uint64_t objects;       /* object slots in them */
-  uint64_t used;          /* slots out of the slabs: live + cached */
+  uint64_t used;          /* objects of the class out of slabs: live + cached, wherever they lie */
   uint64_t live;          /* objects held by callers */
   uint64_t cached;        /* objects in thread caches */
-  double utilisation;     /* live / objects (0 when there are no slabs) */
+  double utilisation;     /* bytes of the class's slabs in use (its own objects and hosted_bytes)
+                             / slab_bytes (0 when there are no slabs) */
+  uint64_t foreign;       /* of used, objects placed in other classes' slabs (mixed slabs) */
+  uint64_t hosted_bytes;  /* bytes of other classes' objects placed in this class's slabs */
 } ts_stats_class_t;
 
 typedef struct ts_stats_arena_s {

@@ -33,7 +33,10 @@ void ts_arena_init(ts_arena_t *arena, unsigned index) {
   atomic_init(&arena->xthreads, 0);
   atomic_init(&arena->large_pages, 0);
   ts_meta_init(&arena->meta);
-  for (unsigned c = 0; c < TS_NCLASSES; c++) ts_bin_init(&arena->bins[c]);
+  for (unsigned c = 0; c < TS_NCLASSES; c++) {
+    ts_bin_init(&arena->bins[c]);
+    atomic_init(&arena->foreign_objs[c], 0);
+  }
 }
 
 ts_arena_t *ts_arena_choose(void) {

@@ -11,9 +11,17 @@
  * pages go back to the arena at once.  Full slabs are on no list; a flush
  * that frees into one puts it back on a list.
  *
+ * A bin with no free slot left first tries, once its arena's slabs have
+ * holes, to place objects in other bins' sparse slabs (mixed.c), and only
+ * then takes a new slab.
+ *
  * Locking: each bin has its own mutex, taken by fill and flush.  A fill that
  * needs a new slab, and a flush that empties one, take the arena's lock
- * while holding the bin's: the order is always bin, then arena.
+ * while holding the bin's: the order is always bin, then arena.  A fill
+ * only tries other bins' locks; a flush gives objects placed in other
+ * bins' slabs back after releasing its own.  The ledger's counters are
+ * single-writer (TS_SW_ADD, under the lock) so that a fill may read other
+ * bins' (ts_mixed_holes).
  */
 #include "internal.h"
 
@@ -23,16 +31,17 @@ void ts_bin_init(ts_bin_t *bin) {
   pthread_mutex_init(&bin->lock, NULL);
   for (unsigned i = 0; i < TS_BIN_LISTS; i++) bin->lists[i] = NULL;
   bin->spare = NULL;
-  bin->slabs = bin->objects = bin->free_objs = bin->pages = 0;
+  TS_SW_SET(bin->room, TS_ROOM_UNKNOWN);
+  bin->slabs = bin->objects = bin->free_objs = bin->pages = bin->covered = bin->hosted = 0;
 }
 
 /* The ledger's view of a slab joining or leaving the bin (sign 1 or -1). */
 static void bin_count_slab(ts_bin_t *bin, const ts_span_t *s, int sign) {
   uint64_t m = (uint64_t)(int64_t)sign;
-  bin->slabs += m;
-  bin->objects += m * s->nobjs;
-  bin->free_objs += m * s->nfree;
-  bin->pages += m * (uint64_t)(s->npages - (unsigned)__builtin_popcount(s->purged_pages));
+  TS_SW_ADD(bin->slabs, m);
+  TS_SW_ADD(bin->objects, m * s->nobjs);
+  TS_SW_ADD(bin->free_objs, m * s->nfree);
+  TS_SW_ADD(bin->pages, m * (uint64_t)(s->npages - (unsigned)__builtin_popcount(s->purged_pages)));
 }
 
 unsigned ts_bin_list_of(unsigned nfree, unsigned nobjs) {
@@ -65,9 +74,9 @@ static void bin_relist(ts_bin_t *bin, ts_span_t *s) {
   if (want != TS_BIN_NOLIST) bin_link(bin, s, want);
 }
 
-/* A slab to fill from: the fullest non-full one, else the spare, else a
- * new one from the arena.  NULL when the arena is out of memory. */
-static ts_span_t *bin_pick(ts_arena_t *arena, ts_bin_t *bin, unsigned cls, ts_chunk_t **chunk_out) {
+/* A slab to fill from: the fullest non-full one, else the spare, else
+ * NULL. */
+static ts_span_t *bin_pick(ts_bin_t *bin, ts_chunk_t **chunk_out) {
   for (int i = TS_BIN_LISTS - 1; i >= 0; i--) {
     ts_span_t *s = bin->lists[i];
     if (s) {
@@ -81,6 +90,12 @@ static ts_span_t *bin_pick(ts_arena_t *arena, ts_bin_t *bin, unsigned cls, ts_ch
     *chunk_out = ts_chunk_of(s);
     return s;
   }
+  return NULL;
+}
+
+/* A new slab from the arena; NULL when it is out of memory. */
+static ts_span_t *bin_new_slab(ts_arena_t *arena, ts_bin_t *bin, unsigned cls, ts_chunk_t **chunk_out) {
+  ts_span_t *s;
   if (!ts_arena_run_alloc(arena, ts_class_slab_pages[cls], 1, &s)) return NULL;
   ts_chunk_t *chunk = ts_chunk_of(s);
   if (!ts_slab_init(chunk, (unsigned)(s - chunk->spans), cls)) {
@@ -98,13 +113,20 @@ unsigned ts_bin_fill(ts_arena_t *arena, unsigned cls, void **out, unsigned want)
   pthread_mutex_lock(&bin->lock);
   while (n < want) {
     ts_chunk_t *chunk;
-    ts_span_t *s = bin_pick(arena, bin, cls, &chunk);
-    if (!s) break;
+    ts_span_t *s = bin_pick(bin, &chunk);
+    if (!s) {
+      if (ts_class_size[cls] <= TS_MIXED_MAX_SIZE && ts_mixed_on() && ts_mixed_holes(arena)) {
+        unsigned got = ts_mixed_fill(arena, cls, out + n, want - n);
+        n += got;
+        if (got) break; /* part of a batch: the next fill looks again */
+      }
+      if (!(s = bin_new_slab(arena, bin, cls, &chunk))) break;
+    }
     unsigned purged = (unsigned)__builtin_popcount(s->purged_pages);
     unsigned got = ts_slab_take(chunk, s, out + n, want - n);
     n += got;
-    bin->free_objs -= got;
-    bin->pages += purged - (unsigned)__builtin_popcount(s->purged_pages);
+    TS_SW_ADD(bin->free_objs, (uint64_t)0 - got);
+    TS_SW_ADD(bin->pages, (uint64_t)purged - (unsigned)__builtin_popcount(s->purged_pages));
     bin_relist(bin, s);
   }
   pthread_mutex_unlock(&bin->lock);
@@ -154,7 +176,7 @@ static bool bin_mesh_pair(ts_bin_t *bin, ts_span_t *dst, ts_span_t *src, const u
   }
   for (unsigned w = 0; w < TS_SLAB_MAP_WORDS; w++) dst->freemap[w] &= ~src_used[w];
   bin_count_slab(bin, src, -1);
-  bin->free_objs -= src->nobjs - src->nfree; /* src's objects now take dst's slots */
+  TS_SW_ADD(bin->free_objs, (uint64_t)0 - (src->nobjs - src->nfree)); /* src's objects now take dst's slots */
   dst->nfree = (uint16_t)(dst->nfree - (src->nobjs - src->nfree));
   bin_unlink(bin, src);
   unsigned sp = (unsigned)(src - sc->spans);
@@ -219,6 +241,7 @@ size_t ts_bin_mesh(ts_arena_t *arena, unsigned cls) {
   for (unsigned l = 0; l < 2; l++) /* slabs up to half used; only the sparser quarter moves */
     for (ts_span_t *s = bin->lists[l]; s && n < TS_MESH_CANDIDATES; s = s->next) {
       if (s->mesh && ts_mesh_group(s->mesh)->fpage == TS_MESH_PRIVATE) continue;
+      if (ts_chunk_of(s)->mixed[s - ts_chunk_of(s)->spans]) continue; /* its bitmap is not all it holds */
       slab_used(s, used[n]);
       cand[n++] = s;
     }
@@ -266,17 +289,22 @@ static ts_span_t *bin_slab_of(ts_chunk_t **chunk, void *p) {
   return &c->spans[c->page_head[page]];
 }
 
-/* Returns one object to its slab; the caller holds the slab's bin lock. */
-static void bin_put(ts_bin_t *bin, ts_chunk_t *chunk, void *p) {
+void ts_bin_put(ts_bin_t *bin, ts_chunk_t *chunk, void *p) {
   ts_span_t *s = bin_slab_of(&chunk, p);
   int r = ts_slab_put(chunk, s, p);
-  if (TS_LIKELY(r >= 0)) bin->free_objs++;
+  if (TS_LIKELY(r >= 0)) TS_SW_ADD(bin->free_objs, 1);
+  TS_SW_SET(bin->room, TS_ROOM_UNKNOWN);
   if (TS_UNLIKELY(r < 0)) {
     pthread_mutex_unlock(&bin->lock);
     if (r == -2) ts_fatal("free(): double free of %p (size %u)", p, (unsigned)ts_class_size[s->cls]);
     ts_fatal("free(): invalid pointer %p (inside a block of size %u)", p, (unsigned)ts_class_size[s->cls]);
   }
-  if (s->nfree == s->nobjs) {
+  ts_bin_settle(bin, chunk, s);
+}
+
+void ts_bin_settle(ts_bin_t *bin, ts_chunk_t *chunk, ts_span_t *s) {
+  /* foreign objects may lie in the tail, past every slot */
+  if (s->nfree == s->nobjs && !chunk->mixed[s - chunk->spans]) {
     bin_unlink(bin, s);
     if (s->mesh) bin_unmesh(s);
     if (!bin->spare) {
@@ -299,7 +327,7 @@ size_t ts_bin_purge_pages(ts_arena_t *arena, unsigned cls) {
   pthread_mutex_lock(&bin->lock);
   for (unsigned i = 0; i < TS_BIN_LISTS; i++)
     for (ts_span_t *s = bin->lists[i]; s; s = s->next) n += ts_slab_purge_free_pages(ts_chunk_of(s), s);
-  bin->pages -= n;
+  TS_SW_ADD(bin->pages, (uint64_t)0 - n);
   pthread_mutex_unlock(&bin->lock);
   return n;
 }
@@ -328,8 +356,24 @@ void ts_bin_flush(unsigned cls, void **ptrs, unsigned n) {
     pthread_mutex_lock(&bin->lock);
     for (unsigned i = 0; i < n; i++) {
       ts_chunk_t *chunk = ts_chunk_of(ptrs[i]);
-      if (chunk->arena == arena) bin_put(bin, chunk, ptrs[i]);
-      else ptrs[rest++] = ptrs[i];
+      if (chunk->arena != arena) {
+        ptrs[rest++] = ptrs[i];
+        continue;
+      }
+      ts_chunk_t *slab_chunk = chunk; /* a meshed page's slab may lie in another chunk */
+      ts_span_t *s = bin_slab_of(&slab_chunk, ptrs[i]);
+      if (TS_LIKELY(s->cls == cls)) {
+        ts_bin_put(bin, chunk, ptrs[i]);
+        continue;
+      }
+      /* placed in another class's slab (mixed.c), whose class stays while
+       * the object is in it; given back under that bin's lock alone */
+      ts_bin_t *home = &arena->bins[s->cls];
+      pthread_mutex_unlock(&bin->lock);
+      pthread_mutex_lock(&home->lock);
+      ts_mixed_put(home, slab_chunk, s, ptrs[i], "free");
+      pthread_mutex_unlock(&home->lock);
+      pthread_mutex_lock(&bin->lock);
     }
     pthread_mutex_unlock(&bin->lock);
     n = rest;

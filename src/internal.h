@@ -118,6 +118,22 @@ TS_INLINE void *ts_slab_base(ts_chunk_t *chunk, const ts_span_t *slab) {
   return ts_chunk_page_addr(chunk, (unsigned)(slab - chunk->spans));
 }
 
+/* ---- mixed.c: objects placed in the free space of other classes' slabs ---- */
+#define ts_mixed_on() (ts_opt.mixed_slabs && !ts_opt.stats_exact)
+bool ts_mixed_holes(ts_arena_t *arena);
+/* With bin cls's lock: up to want objects of class cls placed in other
+ * bins' sparse slabs; returns how many. */
+unsigned ts_mixed_fill(ts_arena_t *arena, unsigned cls, void **out, unsigned want);
+/* A block on a TS_PAGE_MIXED page (takes its slab's bin lock). */
+void ts_mixed_free(ts_chunk_t *chunk, void *p, const char *fn);
+unsigned ts_mixed_class_of(ts_chunk_t *chunk, const void *p, const char *fn);
+/* With the slab's bin lock: p is a foreign object of slab s; gives it back. */
+void ts_mixed_put(ts_bin_t *bin, ts_chunk_t *chunk, ts_span_t *s, void *p, const char *fn);
+/* With the slab's bin lock: whether slot i of slab s is covered by
+ * foreign objects, and whether page pg of it holds any. */
+bool ts_mixed_slot_covered(ts_chunk_t *chunk, const ts_span_t *s, unsigned i);
+bool ts_mixed_page_used(ts_chunk_t *chunk, const ts_span_t *s, unsigned pg);
+
 /* ---- side.c: each slab's side array of slacks, metadata blocks ---- */
 /* Classes below this one have narrow (one-byte) slots. */
 #define TS_SIDE_NARROW_CLASSES (TS_SIDE_NARROW_MAX / 16u)
@@ -126,6 +142,9 @@ TS_INLINE ts_side_t **ts_chunk_sides(ts_chunk_t *c) {
   return c->side_area + ((((uintptr_t)c) >> TS_CHUNK_SHIFT) & (TS_CHUNK_COLORS - 1)) * 8;
 }
 void ts_meta_init(ts_meta_t *m);
+/* Pieces of metadata blocks, multiples of 16 bytes (under the meta lock, a leaf). */
+void *ts_meta_alloc(ts_meta_t *m, size_t bytes); /* NULL: out of memory */
+void ts_meta_free(ts_meta_t *m, void *p, size_t bytes);
 bool ts_side_attach(ts_chunk_t *chunk, unsigned head, unsigned cls); /* false: out of memory */
 void ts_side_detach(ts_chunk_t *chunk, unsigned head, unsigned npages);
 void ts_meta_prefork(ts_arena_t *arena);
@@ -151,6 +170,12 @@ TS_INLINE uint16_t *ts_side_tags(ts_side_t *s) { return (uint16_t *)(void *)(s->
 
 /* ---- bin.c: the non-full slabs of one class in one arena ---- */
 void ts_bin_init(ts_bin_t *bin);
+/* With the bin's lock: returns an object of the bin's class to its slab
+ * (fatal on an invalid pointer or a double free), then settles the slab:
+ * emptied, it becomes the spare or goes back to the arena. */
+void ts_bin_put(ts_bin_t *bin, ts_chunk_t *chunk, void *p);
+/* With the bin's lock: after objects left or joined slab s. */
+void ts_bin_settle(ts_bin_t *bin, ts_chunk_t *chunk, ts_span_t *s);
 unsigned ts_bin_fill(ts_arena_t *arena, unsigned cls, void **out, unsigned want);
 void ts_bin_flush(unsigned cls, void **ptrs, unsigned n);
 unsigned ts_bin_list_of(unsigned nfree, unsigned nobjs);
@@ -248,6 +273,7 @@ typedef struct ts_options_s {
   uint32_t dirty_max_share;   /* cap as a share of the arena's active pages, in 1/1024 */
   bool background_thread;     /* purge on the deadline from a thread of ours */
   bool mesh;                  /* the purger meshes sparse 1-page slabs */
+  bool mixed_slabs;           /* objects may go into other classes' slabs (mixed.c) */
   bool stats_exact;           /* every small object's request is kept (side.c) */
   bool tags;                  /* blocks are charged to tags (tag.c); implies stats_exact */
   uint8_t stats_print;        /* at exit: 0 none, 1 text, 2 json */

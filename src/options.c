@@ -15,6 +15,10 @@
  *                      at once, without waiting for the deadline
  *   mesh               true/false, default false: the purger meshes sparse
  *                      one-page slabs of a class (mesh.c, bin.c)
+ *   mixed_slabs        true/false, default true: once an arena's slabs have
+ *                      holes, objects up to 1 KiB may be placed in the free
+ *                      space of other classes' slabs (mixed.c); off with
+ *                      stats_exact, whose side arrays are per slot
  *   background_thread  true/false (1/0, on/off), default true: a thread of
  *                      tessera's purges on the deadline even when the
  *                      program makes no further allocator calls
@@ -44,6 +48,7 @@ ts_options_t ts_opt = {
     .dirty_max_share = 64, /* 6.25% of 1024 */
     .background_thread = true,
     .mesh = false,
+    .mixed_slabs = true,
     .stats_exact = false,
     .tags = false,
     .stats_print = 0,
@@ -105,6 +110,7 @@ static bool opt_bool(const char *v, size_t vlen, bool *out) {
 static bool *opt_flag(const char *k, size_t klen) {
   if (opt_key_is(k, klen, "background_thread")) return &ts_opt.background_thread;
   if (opt_key_is(k, klen, "mesh")) return &ts_opt.mesh;
+  if (opt_key_is(k, klen, "mixed_slabs")) return &ts_opt.mixed_slabs;
   if (opt_key_is(k, klen, "stats_exact")) return &ts_opt.stats_exact;
   if (opt_key_is(k, klen, "tags")) return &ts_opt.tags;
   return NULL;

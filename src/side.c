@@ -18,7 +18,8 @@
  *
  * Metadata blocks are TS_META_BLOCK_BYTES mappings, carved by bump
  * allocation, with freed pieces kept on a list per size; they are never
- * unmapped (at most the side arrays of the arena's peak slab count).
+ * unmapped (at most the side arrays of the arena's peak slab count, and
+ * the granule maps of its peak count of mixed slabs, mixed.c).
  */
 #include "internal.h"
 
@@ -33,9 +34,9 @@ static size_t side_bytes(unsigned cls) {
   return (sizeof(ts_side_t) + side_tag_off(cls) + tags + 15) & ~(size_t)15;
 }
 
-static void *meta_alloc(ts_meta_t *m, size_t bytes) {
+void *ts_meta_alloc(ts_meta_t *m, size_t bytes) {
   unsigned li = (unsigned)(bytes >> 4) - 1;
-  if (li >= TS_META_LISTS) ts_fatal("side array of %zu bytes is over the metadata limit", bytes);
+  if (li >= TS_META_LISTS) ts_fatal("metadata piece of %zu bytes is over the limit", bytes);
   pthread_mutex_lock(&m->lock);
   void *p = m->free[li];
   if (p) {
@@ -60,7 +61,7 @@ static void *meta_alloc(ts_meta_t *m, size_t bytes) {
   return p;
 }
 
-static void meta_free(ts_meta_t *m, void *p, size_t bytes) {
+void ts_meta_free(ts_meta_t *m, void *p, size_t bytes) {
   unsigned li = (unsigned)(bytes >> 4) - 1;
   pthread_mutex_lock(&m->lock);
   *(void **)p = m->free[li];
@@ -79,7 +80,7 @@ void ts_meta_init(ts_meta_t *m) {
 bool ts_side_attach(ts_chunk_t *chunk, unsigned head, unsigned cls) {
   if (!ts_opt.stats_exact) return true;
   ts_arena_t *arena = chunk->arena;
-  ts_side_t *s = meta_alloc(&arena->meta, side_bytes(cls));
+  ts_side_t *s = ts_meta_alloc(&arena->meta, side_bytes(cls));
   if (!s) return false;
   s->base = (uintptr_t)ts_chunk_page_addr(chunk, head);
   s->aidx = (uint16_t)arena->index;
@@ -97,7 +98,7 @@ void ts_side_detach(ts_chunk_t *chunk, unsigned head, unsigned npages) {
   ts_side_t *s = sides[head];
   if (!s) return;
   for (unsigned p = head; p < head + npages; p++) sides[p] = NULL;
-  meta_free(&chunk->arena->meta, s, side_bytes(s->cls));
+  ts_meta_free(&chunk->arena->meta, s, side_bytes(s->cls));
 }
 
 void ts_meta_prefork(ts_arena_t *arena) { pthread_mutex_lock(&arena->meta.lock); }

@@ -8,6 +8,8 @@
  * write into freed memory cannot corrupt it, and a second free of the same
  * object finds its bit already set and is reported.  Objects are taken
  * lowest index first, which keeps a slab's live objects packed at its start.
+ * Objects of other classes may lie in a slab's free space (mixed.c): the
+ * slots they cover have their bit clear.
  * The caller holds the lock of the bin that owns the slab.
  */
 #include "internal.h"
@@ -24,6 +26,7 @@ bool ts_slab_init(ts_chunk_t *chunk, unsigned head, unsigned cls) {
   s->nobjs = (uint16_t)nobjs;
   s->nfree = (uint16_t)nobjs;
   s->purged_pages = 0;
+  s->room = TS_ROOM_UNKNOWN;
   s->next = s->prev = NULL;
   memset(s->freemap, 0, sizeof s->freemap);
   for (unsigned w = 0; w < nobjs / 64; w++) s->freemap[w] = ~0ull;
@@ -74,7 +77,7 @@ size_t ts_slab_purge_free_pages(ts_chunk_t *chunk, ts_span_t *slab) {
     if (pg < slab->npages && !(slab->purged_pages & (1u << pg))) {
       size_t lo = (size_t)pg << TS_PAGE_SHIFT, hi = lo + TS_PAGE_SIZE;
       unsigned first = (unsigned)(lo / size), last = (unsigned)((hi - 1) / size);
-      take = true;
+      take = !ts_mixed_page_used(chunk, slab, pg); /* a foreign object may lie in the tail */
       for (unsigned i = first; i <= last && i < slab->nobjs && take; i++)
         take = (slab->freemap[i >> 6] >> (i & 63)) & 1;
     }
@@ -102,7 +105,10 @@ int ts_slab_put(ts_chunk_t *chunk, ts_span_t *slab, void *p) {
   if (TS_UNLIKELY((size_t)i * ts_class_size[cls] != off || i >= slab->nobjs)) return -1;
   uint64_t bit = 1ull << (i & 63);
   if (TS_UNLIKELY(slab->freemap[i >> 6] & bit)) return -2;
+  if (TS_UNLIKELY(chunk->mixed[slab - chunk->spans] != NULL) && ts_mixed_slot_covered(chunk, slab, i))
+    return -1; /* objects of other classes lie there (mixed.c) */
   slab->freemap[i >> 6] |= bit;
   slab->nfree++;
+  slab->room = TS_ROOM_UNKNOWN;
   return (int)i;
 }

@@ -203,6 +203,7 @@ static void process_rss(uint64_t *rss, uint64_t *hwm) {
 
 typedef struct walk_s {
   uint64_t cls_slabs[TS_NCLASSES], cls_pages[TS_NCLASSES], cls_objects[TS_NCLASSES], cls_used[TS_NCLASSES];
+  uint64_t cls_foreign[TS_NCLASSES], cls_hosted[TS_NCLASSES];
   uint64_t large_bytes;  /* large runs out of the arenas, held or cached */
 } walk_t;
 
@@ -230,18 +231,29 @@ static void walk_arena(ts_arena_t *a, walk_t *w, ts_stats_arena_t *as, bool resi
   as->mapped_bytes += a->meta.mapped_bytes;
   as->resident_bytes += a->meta.touched_bytes;
   pthread_mutex_unlock(&a->meta.lock);
+  /* a class's objects in use: in its own slabs, and placed in other
+   * classes' slabs (mixed.c), whose pages are theirs */
+  uint64_t slab_bytes = 0, small_used = 0;
   for (unsigned c = 0; c < TS_NCLASSES; c++) {
     ts_bin_t *bin = &a->bins[c];
     pthread_mutex_lock(&bin->lock);
-    uint64_t slabs = bin->slabs, objects = bin->objects, used = bin->objects - bin->free_objs, pages = bin->pages;
+    uint64_t slabs = bin->slabs, objects = bin->objects, pages = bin->pages;
+    uint64_t used = bin->objects - bin->free_objs - bin->covered, hosted = bin->hosted;
+    uint64_t foreign = atomic_load_explicit(&a->foreign_objs[c], memory_order_relaxed);
     pthread_mutex_unlock(&bin->lock);
     w->cls_slabs[c] += slabs;
     w->cls_pages[c] += pages;
     w->cls_objects[c] += objects;
-    w->cls_used[c] += used;
-    as->used_bytes += used * ts_class_size[c];
-    as->slab_free_bytes += (pages << TS_PAGE_SHIFT) - used * ts_class_size[c];
+    w->cls_used[c] += used + foreign;
+    w->cls_foreign[c] += foreign;
+    w->cls_hosted[c] += hosted;
+    small_used += (used + foreign) * ts_class_size[c];
+    slab_bytes += pages << TS_PAGE_SHIFT;
   }
+  as->used_bytes += small_used;
+  /* a foreign object counted before its slab's covered slot: only while
+   * a fill or free runs during the snapshot */
+  as->slab_free_bytes += slab_bytes > small_used ? slab_bytes - small_used : 0;
   as->threads = atomic_load_explicit(&a->xthreads, memory_order_relaxed);
   as->committed_bytes = as->used_bytes + as->slab_free_bytes + as->dirty_bytes + as->metadata_bytes;
 }
@@ -284,7 +296,9 @@ static void stats_fill(ts_stats_t *out, walk_t *w, ts_tstats_t *sum, uint64_t *c
     cs->used = w->cls_used[c];
     cs->cached = cached[c] < cs->used ? cached[c] : cs->used;
     cs->live = cs->used - cs->cached;
-    cs->utilisation = share(cs->live, cs->objects);
+    cs->foreign = w->cls_foreign[c] < cs->used ? w->cls_foreign[c] : cs->used;
+    cs->hosted_bytes = w->cls_hosted[c];
+    cs->utilisation = share((cs->used - cs->foreign) * cs->size + cs->hosted_bytes, cs->slab_bytes);
     small_live += cs->live * cs->size;
     small_cached += cs->cached * cs->size;
   }

@@ -86,13 +86,14 @@ static void format_text(out_t *o, const ts_stats_t *s, int flags) {
       ull(s->nmalloc), ull(s->nfree), ull(s->nremote_free), ull(s->ncalloc), ull(s->nrealloc), ull(s->naligned),
       ull(s->nhuge));
   if (!(flags & TS_STATS_NO_CLASSES)) {
-    put(o, "size classes in use:\n  %6s %6s %10s %10s %10s %10s %8s %6s\n", "size", "slabs", "slab KiB", "objects",
-        "live", "cached", "util", "");
+    put(o, "size classes in use:\n  %6s %6s %10s %10s %10s %10s %10s %10s %8s\n", "size", "slabs", "slab KiB",
+        "objects", "live", "cached", "foreign", "hosted KiB", "util");
     for (unsigned c = 0; c < TS_STATS_CLASSES; c++) {
       const ts_stats_class_t *k = &s->classes[c];
       if (!k->slabs && !k->used) continue;
-      put(o, "  %6llu %6llu %10llu %10llu %10llu %10llu %7.1f%%\n", ull(k->size), ull(k->slabs),
-          ull(k->slab_bytes >> 10), ull(k->objects), ull(k->live), ull(k->cached), 100 * k->utilisation);
+      put(o, "  %6llu %6llu %10llu %10llu %10llu %10llu %10llu %10llu %7.1f%%\n", ull(k->size), ull(k->slabs),
+          ull(k->slab_bytes >> 10), ull(k->objects), ull(k->live), ull(k->cached), ull(k->foreign),
+          ull(k->hosted_bytes >> 10), 100 * k->utilisation);
     }
   }
   if (print_ntags) {
@@ -168,9 +169,9 @@ static void format_json(out_t *o, const ts_stats_t *s, int flags, bool final) {
       const ts_stats_class_t *k = &s->classes[c];
       if (!k->slabs && !k->used) continue;
       put(o, "%s{\"size\":%llu,\"slabs\":%llu,\"slab_bytes\":%llu,\"objects\":%llu,\"used\":%llu,\"live\":%llu,"
-             "\"cached\":%llu,\"utilisation\":%.6g}",
+             "\"cached\":%llu,\"utilisation\":%.6g,\"foreign\":%llu,\"hosted_bytes\":%llu}",
           first ? "" : ",", ull(k->size), ull(k->slabs), ull(k->slab_bytes), ull(k->objects), ull(k->used),
-          ull(k->live), ull(k->cached), k->utilisation);
+          ull(k->live), ull(k->cached), k->utilisation, ull(k->foreign), ull(k->hosted_bytes));
       first = false;
     }
     put(o, "]");

@@ -122,6 +122,8 @@ enum ts_window_kind_e {
 /* Per-page codes of a chunk (ts_chunk_codes()).  Values below TS_NCLASSES are the
  * size class of a slab page, which is all the free fast path needs. */
 enum ts_page_code_e {
+  TS_PAGE_MIXED = 0xFA,   /* a slab holding objects of other classes too (mixed.c): its frees
+                             find the class under the bin lock */
   TS_PAGE_MESHED = 0xFB,  /* a 1-page slab meshed into another: spans[p].next is that slab,
                              spans[p].cls the class */
   TS_PAGE_CACHED = 0xFC,  /* first page of a large run held in a thread cache */
@@ -149,7 +151,7 @@ typedef struct ts_span_s {
   uint8_t is_slab;        /* 1 for a slab, 0 for a large run */
   uint8_t cls;            /* size class of a slab */
   uint8_t list;           /* bin list the slab is on, TS_BIN_NOLIST if none */
-  uint8_t pad_;
+  uint8_t room;           /* slab: no run of free granules this long or longer (mixed.c); 255: unknown */
   uint16_t nfree;         /* free objects in the slab */
   uint16_t nobjs;         /* objects the slab holds */
   uint16_t purged_pages;  /* slab: bit i set, page i holds only free objects and was purged */
@@ -189,8 +191,38 @@ struct ts_chunk_s {
    * codes (ts_chunk_sides()); entry p is the side array of the slab holding
    * page p (side.c), set for every page of a slab */
   struct ts_side_s *side_area[TS_CHUNK_PAGES + TS_CHUNK_COLORS * 8];
+  /* mixed[h]: the granule maps of the slab whose head page is h while it
+   * holds objects of other classes (mixed.c), else NULL */
+  struct ts_mixed_s *mixed[TS_CHUNK_PAGES];
   ts_span_t spans[TS_CHUNK_PAGES];
 };
+
+/* ---- Mixed slabs (mixed.c) ---- */
+
+/* A slab's pages in granules of 16 bytes, the unit in which objects of
+ * other classes are placed into its free space. */
+#define TS_GRANULE_SHIFT 4
+#define TS_PAGE_GRANULES (TS_PAGE_SIZE >> TS_GRANULE_SHIFT) /* 256 */
+#define TS_MIXED_WORDS(npages) ((npages) * TS_PAGE_GRANULES / 64)
+/* The largest class placed into other classes' slabs: 1 KiB, 64 granules
+ * (docs/ARCHITECTURE.md, Mixed slabs). */
+#define TS_MIXED_MAX_SIZE 1024u
+/* A span's `room` when no placement failed since the slab last gained free space. */
+#define TS_ROOM_UNKNOWN 255
+
+/* The granule maps of a mixed slab, guarded by its bin's lock:
+ *   used:  bit g set <=> granule g belongs to a foreign object;
+ *   ends:  bit g set <=> a foreign object's last granule is g;
+ *   nforeign == the number of foreign objects (set bits of ends) > 0.
+ * A slot of the slab's own class is free (its freemap bit set), holds an
+ * object of the class (bit clear, no used granule in it), or is covered
+ * (bit clear, some used granule in it): covered slots are counted in the
+ * bin's `covered`, not in nfree. */
+typedef struct ts_mixed_s {
+  uint32_t nforeign;
+  uint32_t nwords;   /* TS_MIXED_WORDS(npages) */
+  uint64_t map[];    /* used[nwords], then ends[nwords] */
+} ts_mixed_t;
 
 enum ts_purge_which_e {
   TS_PURGE_OLD, /* dirty pages that were freed before the last tick */
@@ -229,7 +261,7 @@ typedef struct ts_side_s {
  * own lock (a leaf: taken under bin and arena locks).  Sizes are multiples
  * of 16 bytes, one free list per size. */
 #define TS_META_BLOCK_BYTES ((size_t)256 << 10)
-#define TS_META_LISTS 49 /* the largest side array: 256 objects of 16 bytes with tags, 784 bytes */
+#define TS_META_LISTS 65 /* the largest piece: a 16-page slab's granule maps, 1032 bytes */
 typedef struct ts_meta_s {
   pthread_mutex_t lock;
   void *free[TS_META_LISTS];  /* free[i]: free pieces of 16 * (i + 1) bytes */
@@ -285,11 +317,15 @@ typedef struct ts_bin_s {
   pthread_mutex_t lock;
   ts_span_t *lists[TS_BIN_LISTS]; /* lists[i]: slabs with i/4 <= used/nobjs < (i+1)/4 */
   ts_span_t *spare;               /* one empty slab kept to avoid thrash */
+  uint8_t room;                   /* mixed.c: no slab on the lists has a run of free granules this
+                                     long or longer; TS_ROOM_UNKNOWN since one gained free space */
   /* for the ledger (stats.c), over the slabs this bin owns: */
   uint64_t slabs;
   uint64_t objects;               /* their object slots */
   uint64_t free_objs;             /* == sum of their nfree */
   uint64_t pages;                 /* their pages not purged (a page meshed away is not theirs) */
+  uint64_t covered;               /* their slots covered by objects of other classes */
+  uint64_t hosted;                /* bytes of objects of other classes in their slabs */
 } ts_bin_t;
 
 
@@ -307,8 +343,11 @@ struct ts_arena_s {
   size_t active_pages;      /* pages in runs (slabs and large blocks) */
   size_t dirty_pages;       /* free pages not yet purged, over all chunks */
   _Atomic size_t large_pages; /* pages of large runs out of the arena (held or cached) */
-  ts_meta_t meta;           /* side arrays */
+  ts_meta_t meta;           /* side arrays, mixed slabs' granule maps */
   ts_bin_t bins[TS_NCLASSES];
+  /* objects of each class placed in other classes' slabs (mixed.c): read
+   * by the ledger, changed under the holding slab's bin lock */
+  _Atomic uint64_t foreign_objs[TS_NCLASSES];
 };
 
 /* ---- Meshing (mesh.c) ---- */

@@ -44,7 +44,8 @@ TOP = {
 }
 SHARES = {k: NUMBER for k in ["rounding", "cached", "slab_free", "dirty", "metadata"]}
 CALLS = {k: UINT for k in ["malloc", "free", "calloc", "realloc", "aligned", "remote_free"]}
-CLASS = {k: UINT for k in ["size", "slabs", "slab_bytes", "objects", "used", "live", "cached"]}
+CLASS = {k: UINT for k in ["size", "slabs", "slab_bytes", "objects", "used", "live", "cached", "foreign",
+                           "hosted_bytes"]}
 CLASS["utilisation"] = NUMBER
 ARENA = {k: UINT for k in ["index", "requested_bytes", "used_bytes", "slab_free_bytes", "dirty_bytes",
                            "metadata_bytes", "committed_bytes", "mapped_bytes", "resident_bytes", "chunks",

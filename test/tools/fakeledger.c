@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 static const char part_fmt[] =
-    "{\"tessera\":\"9.9.9\",\"stats_version\":1,\"pid\":%d,\"time_ms\":%llu,\"final\":%s,\"requested_exact\":true,"
+    "{\"tessera\":\"9.9.9\",\"stats_version\":2,\"pid\":%d,\"time_ms\":%llu,\"final\":%s,\"requested_exact\":true,"
     "\"requested_bytes\":%d,\"rounding_bytes\":1000,\"cached_bytes\":2000,\"slab_free_bytes\":3000,"
     "\"dirty_bytes\":4000,\"metadata_bytes\":5000,\"committed_bytes\":%d,\"allocated_bytes\":%d,"
     "\"large_bytes\":0,\"huge_bytes\":0,\"mapped_bytes\":1048576,\"resident_bytes\":65536,"
@@ -37,8 +37,8 @@ static void put_classes(FILE *f) {
     const unsigned *c = fake_classes[i];
     fprintf(f,
             "%s{\"size\":%u,\"slabs\":%u,\"slab_bytes\":%u,\"objects\":%u,\"used\":%u,\"live\":%u,\"cached\":0,"
-            "\"utilisation\":%.4g}",
-            i ? "," : "", c[0], c[1], c[1] * 4096, c[2], c[3], c[3], (double)c[3] / c[2]);
+            "\"utilisation\":%.4g,\"foreign\":0,\"hosted_bytes\":0}",
+            i ? "," : "", c[0], c[1], c[1] * 4096, c[2], c[3], c[3], (double)c[3] * c[0] / (c[1] * 4096));
   }
   fputc(']', f);
 }
@@ -78,7 +78,7 @@ __attribute__((constructor)) static void fake_snapshots(void) {
   fprintf(f, part_fmt, (int)getpid(), ms, "false", 50000, 65000, 51000, 65000 / 50000.0);
   put_classes(f);
   fputs("}\n", f);
-  fprintf(f, "{\"tessera\":\"9.9.9\",\"stats_version\":1,\"pid\":%d,\"time_ms\":%llu,\"fin\n", (int)getpid(), ms + 1);
+  fprintf(f, "{\"tessera\":\"9.9.9\",\"stats_version\":2,\"pid\":%d,\"time_ms\":%llu,\"fin\n", (int)getpid(), ms + 1);
   fprintf(f, part_fmt, (int)getpid(), ms + 2, "true", 60000, 75000, 61000, 75000 / 60000.0);
   put_classes(f);
   fprintf(f, "%s}\n", tail_final);

@@ -63,20 +63,60 @@ static void check_ledger(const ts_stats_t *s, uint64_t live) {
   expect_eq(slab_free, s->slab_free_bytes);
   expect_eq(dirty, s->dirty_bytes);
   uint64_t small_live = 0, small_used = 0, cached = 0;
+  uint64_t foreign_bytes = 0, hosted_bytes = 0;
   for (unsigned c = 0; c < TS_STATS_CLASSES; c++) {
     const ts_stats_class_t *k = &s->classes[c];
     expect_eq(k->live + k->cached, k->used);
-    expect_true(k->used <= k->objects, "class %u: used %llu objects %llu", c, (unsigned long long)k->used,
-                (unsigned long long)k->objects);
-    expect_true(k->slab_bytes >= k->used * k->size);
+    /* objects of the class in its own slabs fit in its slots; with the
+     * objects of other classes they host, in its slab bytes */
+    expect_true(k->foreign <= k->used);
+    expect_true(k->used - k->foreign <= k->objects, "class %u: used %llu foreign %llu objects %llu", c,
+                (unsigned long long)k->used, (unsigned long long)k->foreign, (unsigned long long)k->objects);
+    expect_true(k->slab_bytes >= (k->used - k->foreign) * k->size + k->hosted_bytes);
+    foreign_bytes += k->foreign * k->size;
+    hosted_bytes += k->hosted_bytes;
     small_live += k->live * k->size;
     small_used += k->used * k->size;
     cached += k->cached * k->size;
   }
+  expect_eq(foreign_bytes, hosted_bytes); /* every object placed in another class's slab is hosted there */
   expect_eq(s->allocated_bytes, small_live + s->large_bytes + s->huge_bytes);
   /* what is out of the slabs and runs is held by callers or caches */
   expect_eq(used, small_used + s->large_bytes + (s->cached_bytes - cached));
   expect_true(s->nmalloc >= s->nfree);
+}
+
+static bool map_bit(const uint64_t *m, unsigned g) { return (m[g >> 6] >> (g & 63)) & 1; }
+
+/* A mixed slab's covered slots, the bytes of the objects of other classes
+ * it hosts, and those objects by class (foreign[]), from its maps. */
+static void count_mixed(const ts_span_t *s, const ts_mixed_t *m, uint64_t *covered, uint64_t *hosted,
+                        uint64_t *foreign) {
+  const uint64_t *used = m->map, *ends = m->map + m->nwords;
+  unsigned k = ts_class_size[s->cls] / 16, nbits = m->nwords * 64, nforeign = 0;
+  for (unsigned i = 0; i < s->nobjs; i++) {
+    bool any = false;
+    for (unsigned g = i * k; g < (i + 1) * k; g++) any |= map_bit(used, g);
+    if (any) {
+      expect_true(!map_bit(s->freemap, i), "a covered slot is not free");
+      (*covered)++;
+    }
+  }
+  for (unsigned g = 0; g < nbits;) {
+    if (!map_bit(used, g)) {
+      g++;
+      continue;
+    }
+    unsigned e = g;
+    while (!map_bit(ends, e)) expect_true(map_bit(used, ++e), "an object's granules are used up to its end");
+    unsigned size = (e - g + 1) * 16, cls = ts_size_to_class_compute(size);
+    expect_eq(ts_class_size[cls], size);
+    foreign[cls]++;
+    *hosted += size;
+    nforeign++;
+    g = e + 1;
+  }
+  expect_eq(nforeign, m->nforeign);
 }
 
 /* The bins' counters against a walk of every slab, with every bin and
@@ -85,12 +125,14 @@ static void check_ledger(const ts_stats_t *s, uint64_t live) {
  * most 64 held locks. */
 static void check_bins_against_slabs(void) {
   static uint64_t slabs[TS_NCLASSES], objects[TS_NCLASSES], free_objs[TS_NCLASSES], pages[TS_NCLASSES];
+  static uint64_t covered[TS_NCLASSES], hosted[TS_NCLASSES], foreign[TS_NCLASSES];
   if (!TS_RSS_CHECKS) return;
   ts_arena_prefork();
   for (unsigned i = 0; i < ts_narenas; i++) {
     ts_arena_t *a = &ts_arenas[i];
     memset(slabs, 0, sizeof slabs), memset(objects, 0, sizeof objects);
     memset(free_objs, 0, sizeof free_objs), memset(pages, 0, sizeof pages);
+    memset(covered, 0, sizeof covered), memset(hosted, 0, sizeof hosted), memset(foreign, 0, sizeof foreign);
     size_t large = 0;
     for (ts_chunk_t *c = a->chunks; c; c = c->next) {
       uint8_t *codes = ts_chunk_codes(c);
@@ -102,8 +144,11 @@ static void check_bins_against_slabs(void) {
           large += s->npages;
           p += s->npages;
         } else {
-          expect_true(s->is_slab && codes[p] < TS_NCLASSES, "page %u of chunk %p: code %u", p, (void *)c, codes[p]);
+          const ts_mixed_t *m = c->mixed[p];
+          expect_true(s->is_slab && (m ? codes[p] == TS_PAGE_MIXED : codes[p] < TS_NCLASSES),
+                      "page %u of chunk %p: code %u", p, (void *)c, codes[p]);
           unsigned k = s->cls;
+          if (m) count_mixed(s, m, &covered[k], &hosted[k], foreign);
           slabs[k]++;
           objects[k] += s->nobjs;
           free_objs[k] += s->nfree;
@@ -118,6 +163,9 @@ static void check_bins_against_slabs(void) {
       expect_eq(objects[k], a->bins[k].objects);
       expect_eq(free_objs[k], a->bins[k].free_objs);
       expect_eq(pages[k], a->bins[k].pages);
+      expect_eq(covered[k], a->bins[k].covered);
+      expect_eq(hosted[k], a->bins[k].hosted);
+      expect_eq(foreign[k], atomic_load(&a->foreign_objs[k]));
     }
   }
   ts_arena_postfork_parent();

@@ -1,0 +1,326 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mixed.c: objects of one class placed in the free space of another
+ * class's slab, so that memory freed by objects of some sizes serves
+ * objects of other sizes (what a coalescing heap does, and slabs alone do
+ * not: docs/ARCHITECTURE.md, Mixed slabs).
+ *
+ * When: a bin that has no free slot left would take a new slab, and its
+ * arena's slabs have holes (free bytes in resident slab pages above 1/16
+ * of them, ts_mixed_holes).  Then objects of up to TS_MIXED_MAX_SIZE go
+ * into runs of free granules (16 bytes) of other bins' sparse slabs (less
+ * than half used), aligned as their class's own slots would be.  While a
+ * heap only grows it has no holes, and classes keep to their own slabs.
+ *
+ * A slab that holds such "foreign" objects has granule maps (types.h:
+ * ts_mixed_s) in chunk->mixed[head] and the page code TS_PAGE_MIXED on all
+ * its pages, so the free fast path sends its blocks here: under the slab's
+ * bin lock, a block that starts a foreign object goes back into the maps,
+ * anything else is one of the slab's own objects (ts_bin_put).  Slots that
+ * foreign objects cover are neither free nor in use by the class; when the
+ * last foreign object leaves a slot it is free again, and when the last
+ * leaves the slab, its maps are freed and its pages get their class's code
+ * back.  Foreign objects are counted per class in arena->foreign_objs (the
+ * ledger's), covered slots in their bin's `covered`.
+ *
+ * Locks: a fill holds its own bin's lock and only tries the others'
+ * (pthread_mutex_trylock), so no order between bins is needed; frees and
+ * flushes hold one bin lock at a time.  The granule maps come from the
+ * arena's metadata blocks (side.c), whose lock is a leaf.
+ *
+ * Off with option stats_exact: its side arrays keep a slack per slot.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+/* Slabs a fill may try to place objects in, and look at in all, before it
+ * gives up and takes a new slab. */
+#define TS_MIXED_SCAN_SLABS 256
+/* "Holes": free bytes in slab pages above 1/2^TS_MIXED_HOLES_SHIFT of
+ * them and above TS_MIXED_HOLES_MIN: a small heap's spare and partly used
+ * slabs are no fragmentation worth mixing classes for. */
+#define TS_MIXED_HOLES_SHIFT 4
+#define TS_MIXED_HOLES_MIN ((uint64_t)4 << 20)
+
+/* ---- bitmaps ---- */
+
+static bool bit_get(const uint64_t *m, unsigned i) { return (m[i >> 6] >> (i & 63)) & 1; }
+
+/* Sets (or clears) bits lo .. lo + n - 1. */
+static void bits_fill(uint64_t *m, unsigned lo, unsigned n, bool set) {
+  while (n) {
+    unsigned w = lo >> 6, b = lo & 63, k = 64 - b < n ? 64 - b : n;
+    uint64_t mask = (k == 64 ? ~0ull : ((1ull << k) - 1)) << b;
+    if (set) m[w] |= mask;
+    else m[w] &= ~mask;
+    lo += k, n -= k;
+  }
+}
+
+static bool bits_any(const uint64_t *m, unsigned lo, unsigned n) {
+  while (n) {
+    unsigned w = lo >> 6, b = lo & 63, k = 64 - b < n ? 64 - b : n;
+    uint64_t mask = (k == 64 ? ~0ull : ((1ull << k) - 1)) << b;
+    if (m[w] & mask) return true;
+    lo += k, n -= k;
+  }
+  return false;
+}
+
+/* The first bit at or after i that is set (want true) or clear, or nbits. */
+static unsigned bits_next(const uint64_t *m, unsigned nbits, unsigned i, bool want) {
+  while (i < nbits) {
+    uint64_t w = want ? m[i >> 6] : ~m[i >> 6];
+    w &= ~0ull << (i & 63);
+    if (w) {
+      unsigned j = (i & ~63u) + (unsigned)__builtin_ctzll(w);
+      return j < nbits ? j : nbits;
+    }
+    i = (i & ~63u) + 64;
+  }
+  return nbits;
+}
+
+/* ---- the maps of a slab ---- */
+
+static unsigned slab_head(ts_chunk_t *chunk, const ts_span_t *s) { return (unsigned)(s - chunk->spans); }
+static uint64_t *map_used(ts_mixed_t *m) { return m->map; }
+static uint64_t *map_ends(ts_mixed_t *m) { return m->map + m->nwords; }
+static size_t mixed_bytes(unsigned npages) {
+  return (sizeof(ts_mixed_t) + 2 * TS_MIXED_WORDS(npages) * sizeof(uint64_t) + 15) & ~(size_t)15;
+}
+static unsigned granules_of(unsigned cls) { return ts_class_size[cls] >> TS_GRANULE_SHIFT; }
+
+bool ts_mixed_slot_covered(ts_chunk_t *chunk, const ts_span_t *s, unsigned i) {
+  ts_mixed_t *m = chunk->mixed[slab_head(chunk, s)];
+  unsigned k = granules_of(s->cls);
+  return m && bits_any(map_used(m), i * k, k);
+}
+
+bool ts_mixed_page_used(ts_chunk_t *chunk, const ts_span_t *s, unsigned pg) {
+  ts_mixed_t *m = chunk->mixed[slab_head(chunk, s)];
+  return m && bits_any(map_used(m), pg * (unsigned)TS_PAGE_GRANULES, (unsigned)TS_PAGE_GRANULES);
+}
+
+/* The granules of slab s free for a foreign object: free slots, the
+ * granules of covered slots and of the tail that no foreign object uses. */
+static void slab_avail(ts_chunk_t *chunk, const ts_span_t *s, uint64_t *avail) {
+  ts_mixed_t *m = chunk->mixed[slab_head(chunk, s)];
+  unsigned k = granules_of(s->cls), nbits = s->npages * (unsigned)TS_PAGE_GRANULES;
+  memset(avail, 0, TS_MIXED_WORDS(s->npages) * sizeof(uint64_t));
+  for (unsigned i = 0; i < s->nobjs; i++) {
+    if (bit_get(s->freemap, i)) {
+      bits_fill(avail, i * k, k, true);
+    } else if (m && bits_any(map_used(m), i * k, k)) {
+      for (unsigned g = i * k; g < (i + 1) * k; g++)
+        if (!bit_get(map_used(m), g)) avail[g >> 6] |= 1ull << (g & 63);
+    }
+  }
+  for (unsigned g = s->nobjs * k; g < nbits; g++)
+    if (!m || !bit_get(map_used(m), g)) avail[g >> 6] |= 1ull << (g & 63);
+}
+
+/* The slab's maps, made on its first foreign object: its pages then take
+ * the code TS_PAGE_MIXED.  NULL when out of memory. */
+static ts_mixed_t *slab_maps(ts_chunk_t *chunk, ts_span_t *s) {
+  unsigned head = slab_head(chunk, s);
+  ts_mixed_t *m = chunk->mixed[head];
+  if (m) return m;
+  m = ts_meta_alloc(&chunk->arena->meta, mixed_bytes(s->npages));
+  if (!m) return NULL;
+  memset(m, 0, mixed_bytes(s->npages));
+  m->nwords = TS_MIXED_WORDS(s->npages);
+  chunk->mixed[head] = m;
+  for (unsigned p = head; p < head + s->npages; p++) ts_chunk_codes(chunk)[p] = TS_PAGE_MIXED;
+  return m;
+}
+
+static void slab_maps_drop(ts_chunk_t *chunk, ts_span_t *s) {
+  unsigned head = slab_head(chunk, s);
+  ts_mixed_t *m = chunk->mixed[head];
+  for (unsigned p = head; p < head + s->npages; p++) ts_chunk_codes(chunk)[p] = (uint8_t)s->cls;
+  chunk->mixed[head] = NULL;
+  ts_meta_free(&chunk->arena->meta, m, mixed_bytes(s->npages));
+}
+
+/* Places up to want objects of class cls in slab s (of bin `bin`, whose
+ * lock the caller holds); returns how many. */
+static unsigned slab_place(ts_arena_t *arena, ts_bin_t *bin, ts_chunk_t *chunk, ts_span_t *s, unsigned cls,
+                           void **out, unsigned want) {
+  uint64_t avail[TS_MIXED_WORDS(TS_SLAB_MAX_PAGES)];
+  slab_avail(chunk, s, avail);
+  unsigned kf = granules_of(cls), ks = granules_of(s->cls);
+  unsigned align = kf & -kf; /* as the class's own slots: base + i * size */
+  if (align > TS_PAGE_GRANULES) align = TS_PAGE_GRANULES;
+  unsigned nbits = s->npages * (unsigned)TS_PAGE_GRANULES, n = 0, g = 0;
+  ts_mixed_t *m = NULL;
+  char *base = ts_slab_base(chunk, s);
+  while (n < want) {
+    g = bits_next(avail, nbits, g, true);
+    g = (g + align - 1) & ~(align - 1);
+    if (g + kf > nbits) break;
+    unsigned gap = bits_next(avail, nbits, g, false);
+    if (gap < g + kf) {
+      g = gap;
+      continue;
+    }
+    if (!m && !(m = slab_maps(chunk, s))) break;
+    bits_fill(avail, g, kf, false);
+    bits_fill(map_used(m), g, kf, true);
+    bits_fill(map_ends(m), g + kf - 1, 1, true);
+    for (unsigned i = g / ks; i <= (g + kf - 1) / ks && i < s->nobjs; i++) {
+      if (!bit_get(s->freemap, i)) continue; /* covered already */
+      s->freemap[i >> 6] &= ~(1ull << (i & 63));
+      s->nfree--;
+      TS_SW_ADD(bin->free_objs, (uint64_t)-1);
+      TS_SW_ADD(bin->covered, 1);
+    }
+    for (unsigned pg = g / TS_PAGE_GRANULES; pg <= (g + kf - 1) / TS_PAGE_GRANULES; pg++)
+      if (s->purged_pages & (1u << pg)) { /* in use again: it faults back in, zeroed */
+        s->purged_pages &= (uint16_t)~(1u << pg);
+        TS_SW_ADD(bin->pages, 1);
+      }
+    out[n++] = base + ((size_t)g << TS_GRANULE_SHIFT);
+    g += kf;
+  }
+  if (n < want && kf < s->room) s->room = (uint8_t)kf; /* skipped by the next fills of kf or more */
+  if (n) {
+    m->nforeign += n;
+    TS_SW_ADD(bin->hosted, (uint64_t)n * ts_class_size[cls]);
+    atomic_fetch_add_explicit(&arena->foreign_objs[cls], n, memory_order_relaxed);
+    ts_bin_settle(bin, chunk, s);
+  }
+  return n;
+}
+
+bool ts_mixed_holes(ts_arena_t *arena) {
+  uint64_t slab = 0, used = 0;
+  for (unsigned c = 0; c < TS_NCLASSES; c++) {
+    ts_bin_t *b = &arena->bins[c];
+    uint64_t own = TS_SW_LOAD(b->objects) - TS_SW_LOAD(b->free_objs) - TS_SW_LOAD(b->covered);
+    uint64_t foreign = atomic_load_explicit(&arena->foreign_objs[c], memory_order_relaxed);
+    slab += TS_SW_LOAD(b->pages) << TS_PAGE_SHIFT;
+    used += (own + foreign) * ts_class_size[c];
+  }
+  return slab > used && slab - used > slab >> TS_MIXED_HOLES_SHIFT && slab - used > TS_MIXED_HOLES_MIN;
+}
+
+/* Classes are tried largest first, down to those whose slots are a
+ * quarter of the object: smaller slots would need many free neighbours.
+ * A slab with no room for objects of some size is skipped for that size
+ * and larger until it gains free space (span->room), and so is a bin none
+ * of whose slabs had room (bin->room): fills that find nothing do not look
+ * at the same slabs again until something is freed there. */
+unsigned ts_mixed_fill(ts_arena_t *arena, unsigned cls, void **out, unsigned want) {
+  unsigned n = 0, tries = TS_MIXED_SCAN_SLABS, kf = granules_of(cls);
+  unsigned first = ts_size_to_class_compute((ts_class_size[cls] + 3) / 4);
+  for (unsigned c = first; c < TS_NCLASSES && n < want && tries; c++) {
+    ts_bin_t *bin = &arena->bins[c];
+    if (c == cls || kf >= TS_SW_LOAD(bin->room)) continue; /* a racy peek: only a hint */
+    if (pthread_mutex_trylock(&bin->lock) != 0) continue;
+    bool walked = true;
+    for (unsigned l = 0; l < TS_BIN_LISTS && n < want; l++) {
+      for (ts_span_t *s = bin->lists[l], *next; s && n < want; s = next) {
+        next = s->next; /* placing relists s, not next */
+        if (s->mesh || kf >= s->room) continue;
+        if (!tries) {
+          walked = false;
+          break;
+        }
+        tries--;
+        n += slab_place(arena, bin, ts_chunk_of(s), s, cls, out + n, want - n);
+      }
+    }
+    if (walked && n < want && kf < bin->room) TS_SW_SET(bin->room, (uint8_t)kf);
+    pthread_mutex_unlock(&bin->lock);
+  }
+  return n;
+}
+
+/* The class of the object at p in mixed slab s, or -1 when p starts no
+ * foreign object (then it can only be one of the slab's own). */
+static int foreign_class(ts_chunk_t *chunk, ts_span_t *s, const void *p) {
+  ts_mixed_t *m = chunk->mixed[slab_head(chunk, s)];
+  size_t off = (size_t)((const char *)p - (char *)ts_slab_base(chunk, s));
+  if (!m || (off & ((1u << TS_GRANULE_SHIFT) - 1))) return -1;
+  unsigned g = (unsigned)(off >> TS_GRANULE_SHIFT), nbits = m->nwords * 64;
+  if (g >= nbits || !bit_get(map_used(m), g)) return -1;
+  if (g > 0 && bit_get(map_used(m), g - 1) && !bit_get(map_ends(m), g - 1)) return -1; /* inside one */
+  unsigned end = bits_next(map_ends(m), nbits, g, true);
+  return (int)ts_size_to_class_compute((size_t)(end - g + 1) << TS_GRANULE_SHIFT);
+}
+
+void ts_mixed_put(ts_bin_t *bin, ts_chunk_t *chunk, ts_span_t *s, void *p, const char *fn) {
+  ts_mixed_t *m = chunk->mixed[slab_head(chunk, s)];
+  int cls = foreign_class(chunk, s, p);
+  if (cls < 0) {
+    pthread_mutex_unlock(&bin->lock);
+    ts_fatal("%s(): invalid pointer %p (not a block of the slab of size %u it lies in)", fn, p,
+             (unsigned)ts_class_size[s->cls]);
+  }
+  unsigned g = (unsigned)(((char *)p - (char *)ts_slab_base(chunk, s)) >> TS_GRANULE_SHIFT);
+  unsigned kf = granules_of((unsigned)cls), ks = granules_of(s->cls);
+  bits_fill(map_used(m), g, kf, false);
+  bits_fill(map_ends(m), g + kf - 1, 1, false);
+  for (unsigned i = g / ks; i <= (g + kf - 1) / ks && i < s->nobjs; i++) {
+    if (bits_any(map_used(m), i * ks, ks)) continue; /* still covered by another */
+    s->freemap[i >> 6] |= 1ull << (i & 63);
+    s->nfree++;
+    TS_SW_ADD(bin->free_objs, 1);
+    TS_SW_ADD(bin->covered, (uint64_t)-1);
+  }
+  atomic_fetch_sub_explicit(&chunk->arena->foreign_objs[cls], 1, memory_order_relaxed);
+  TS_SW_ADD(bin->hosted, (uint64_t)0 - ts_class_size[cls]);
+  s->room = TS_ROOM_UNKNOWN;
+  TS_SW_SET(bin->room, TS_ROOM_UNKNOWN);
+  if (--m->nforeign == 0) slab_maps_drop(chunk, s);
+  ts_bin_settle(bin, chunk, s);
+}
+
+/* The slab a pointer on a mixed page lies in, with its bin locked; the
+ * page may have stopped being mixed meanwhile. */
+static ts_span_t *lock_slab(ts_chunk_t *chunk, const void *p, ts_bin_t **bin_out, const char *fn) {
+  unsigned page = ts_chunk_page_of(p);
+  ts_span_t *s = &chunk->spans[chunk->page_head[page]];
+  unsigned cls = s->cls;
+  if (cls >= TS_NCLASSES) ts_fatal("%s(): invalid pointer %p", fn, p);
+  ts_bin_t *bin = &chunk->arena->bins[cls];
+  pthread_mutex_lock(&bin->lock);
+  unsigned code = ts_chunk_codes(chunk)[page];
+  if (TS_UNLIKELY(!s->is_slab || s->cls != cls || (code != TS_PAGE_MIXED && code != cls))) {
+    pthread_mutex_unlock(&bin->lock);
+    ts_fatal("%s(): invalid pointer %p", fn, p);
+  }
+  *bin_out = bin;
+  return s;
+}
+
+void ts_mixed_free(ts_chunk_t *chunk, void *p, const char *fn) {
+  ts_bin_t *bin;
+  ts_span_t *s = lock_slab(chunk, p, &bin, fn);
+  int cls = foreign_class(chunk, s, p);
+  ts_tstats_t *st = ts_stats_here();
+  ts_acct_small_free(st, st == &ts_stats_orphan, p, cls < 0 ? s->cls : (unsigned)cls);
+  if (cls >= 0) ts_mixed_put(bin, chunk, s, p, fn);
+  else ts_bin_put(bin, chunk, p);
+  pthread_mutex_unlock(&bin->lock);
+  ts_purge_kick();
+}
+
+unsigned ts_mixed_class_of(ts_chunk_t *chunk, const void *p, const char *fn) {
+  ts_bin_t *bin;
+  ts_span_t *s = lock_slab(chunk, p, &bin, fn);
+  int cls = foreign_class(chunk, s, p);
+  unsigned r = cls < 0 ? s->cls : (unsigned)cls;
+  if (cls < 0) { /* one of the slab's own: it must start a slot in use */
+    size_t off = (size_t)((const char *)p - (char *)ts_slab_base(chunk, s)), size = ts_class_size[s->cls];
+    unsigned i = (unsigned)(off / size);
+    if (off % size || i >= s->nobjs || bit_get(s->freemap, i) || ts_mixed_slot_covered(chunk, s, i)) {
+      pthread_mutex_unlock(&bin->lock);
+      ts_fatal("%s(): invalid pointer %p", fn, p);
+    }
+  }
+  pthread_mutex_unlock(&bin->lock);
+  return r;
+}

@@ -1,0 +1,326 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit test of mixed.c: once an arena's slabs have holes, objects of one
+ * class go into the free space of another class's slabs; their contents,
+ * sizes and alignment are those of their own class; freeing them (through
+ * the free path, a thread cache's flush or another thread) gives the space
+ * back and the slabs their own page codes; misuse is reported; the option
+ * turns it off; and the ledger counts them once. */
+#include "internal.h"
+#include "tessera.h"
+#include "test.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Where a block lies: the class of the slab holding it, and whether that
+ * slab hosts objects of other classes. */
+static unsigned home_class(const void *p) {
+  ts_chunk_t *c = ts_chunk_of(p);
+  return c->spans[c->page_head[ts_chunk_page_of(p)]].cls;
+}
+static bool on_mixed_page(const void *p) {
+  ts_chunk_t *c = ts_chunk_of(p);
+  return ts_chunk_codes(c)[ts_chunk_page_of(p)] == TS_PAGE_MIXED;
+}
+
+/* Holes: bytes of blocks of `size`, every other pair of them freed (its
+ * slabs are left half used, with holes of two neighbouring slots).  The
+ * survivors are kept in keep[] (count in nkeep). */
+enum { HOLE_MAX = 1 << 16 };
+static void *keep[HOLE_MAX];
+static unsigned nkeep;
+static void make_holes(size_t size, size_t bytes) {
+  static void *all[2 * HOLE_MAX];
+  unsigned n = (unsigned)(bytes / size);
+  assert_true(n <= 2 * HOLE_MAX);
+  for (unsigned i = 0; i < n; i++) {
+    all[i] = ts_malloc(size);
+    assert_true(all[i] != NULL);
+    ts_test_fill(all[i], size);
+  }
+  nkeep = 0;
+  for (unsigned i = 0; i < n; i++) {
+    if (i & 2) ts_free(all[i]);
+    else keep[nkeep++] = all[i];
+  }
+  ts_purge(); /* the frees reach the slabs */
+}
+static void free_holes(size_t size) {
+  for (unsigned i = 0; i < nkeep; i++) {
+    expect_true(ts_test_check(keep[i], size), "a block next to placed objects was overwritten");
+    ts_free(keep[i]);
+  }
+  nkeep = 0;
+}
+
+/* Nothing placed anywhere, every slab with its own code: after a test has
+ * freed everything it allocated. */
+static void expect_no_foreign(void) {
+  ts_purge();
+  ts_stats_t st;
+  ts_stats_get(&st);
+  for (unsigned c = 0; c < TS_STATS_CLASSES; c++) {
+    expect_eq(st.classes[c].foreign, 0);
+    expect_eq(st.classes[c].hosted_bytes, 0);
+  }
+  for (unsigned i = 0; i < ts_narenas; i++)
+    for (unsigned c = 0; c < TS_NCLASSES; c++) {
+      expect_eq(atomic_load(&ts_arenas[i].foreign_objs[c]), 0);
+      expect_eq(ts_arenas[i].bins[c].covered, 0);
+    }
+}
+
+enum { NOBJ = 6000 };
+static void *obj[NOBJ];
+
+/* Allocates n blocks of size, filled; returns how many lie in slabs of
+ * another class. */
+static unsigned allocate(size_t size, unsigned n) {
+  unsigned placed = 0;
+  for (unsigned i = 0; i < n; i++) {
+    obj[i] = ts_malloc(size);
+    if (!obj[i]) return placed;
+    ts_test_fill(obj[i], size);
+    if (home_class(obj[i]) != ts_size_to_class(size)) {
+      placed++;
+      expect_true(on_mixed_page(obj[i]), "%p of %zu bytes lies in a slab of class %u whose pages are not mixed",
+                  obj[i], size, home_class(obj[i]));
+    }
+  }
+  return placed;
+}
+static void release(size_t size, unsigned n) {
+  for (unsigned i = 0; i < n; i++) {
+    expect_true(ts_test_check(obj[i], size), "block %u of %zu bytes changed", i, size);
+    ts_free(obj[i]);
+  }
+}
+
+TS_TEST(larger_objects_fill_the_holes_of_smaller_classes) {
+  make_holes(512, 24 << 20); /* 12 MiB of holes in 512-byte slabs */
+  ts_stats_t before, after;
+  ts_stats_get(&before);
+  unsigned placed = allocate(1000, 4000); /* 4 MiB of 1 KiB blocks */
+  ts_stats_get(&after);
+  expect_true(placed > 3000, "only %u of 4000 blocks of 1000 bytes went into holes", placed);
+  /* the holes took them: the slabs grew by far less than the blocks */
+  expect_true(after.slab_free_bytes + (2u << 20) < before.slab_free_bytes, "slab_free %llu -> %llu",
+              (unsigned long long)before.slab_free_bytes, (unsigned long long)after.slab_free_bytes);
+  unsigned c1024 = ts_size_to_class(1000);
+  expect_true(after.classes[c1024].foreign >= placed); /* and any its thread cache holds */
+  for (unsigned i = 0; i < 4000; i++) {
+    expect_eq(ts_malloc_usable_size(obj[i]), 1024);
+    expect_ptr_aligned(obj[i], 1024); /* as in its own slabs: base + i * 1024 */
+  }
+  release(1000, 4000);
+  free_holes(512);
+  expect_no_foreign();
+}
+
+TS_TEST(small_objects_fill_the_holes_of_larger_classes) {
+  make_holes(1024, 24 << 20);
+  unsigned placed = allocate(40, NOBJ);
+  expect_true(placed > NOBJ / 2, "only %u of %u blocks of 40 bytes went into holes", placed, NOBJ);
+  /* freed in another order than allocated: covered slots come free one by one */
+  for (unsigned i = 0; i < NOBJ; i += 2) {
+    expect_true(ts_test_check(obj[i], 40));
+    ts_free(obj[i]);
+  }
+  for (unsigned i = 1; i < NOBJ; i += 2) {
+    expect_true(ts_test_check(obj[i], 40));
+    ts_free(obj[i]);
+  }
+  free_holes(1024);
+  expect_no_foreign();
+}
+
+TS_TEST(aligned_requests_stay_aligned) {
+  make_holes(768, 24 << 20);
+  static const size_t al[] = {32, 64, 128, 256, 512};
+  for (unsigned i = 0; i < NOBJ; i++) {
+    size_t a = al[i % 5];
+    obj[i] = ts_aligned_alloc(a, a);
+    assert_true(obj[i] != NULL);
+    expect_ptr_aligned(obj[i], a);
+    ts_test_fill(obj[i], a);
+  }
+  for (unsigned i = 0; i < NOBJ; i++) {
+    expect_true(ts_test_check(obj[i], al[i % 5]));
+    ts_free(obj[i]);
+  }
+  free_holes(768);
+  expect_no_foreign();
+}
+
+TS_TEST(realloc_keeps_or_moves_placed_objects) {
+  make_holes(512, 24 << 20);
+  unsigned placed = allocate(600, 2000);
+  assert_true(placed > 0);
+  for (unsigned i = 0; i < 2000; i++) {
+    memset(obj[i], (int)(i & 0xFF), 600);
+    void *q = ts_realloc(obj[i], 604); /* the same class (608 bytes): stays */
+    expect_true(q == obj[i]);
+    q = ts_realloc(obj[i], 3000); /* moves, with its first 600 bytes */
+    assert_true(q != NULL);
+    obj[i] = q;
+  }
+  for (unsigned i = 0; i < 2000; i++) {
+    const unsigned char *b = obj[i];
+    unsigned bad = 0;
+    for (unsigned k = 0; k < 600; k++) bad += b[k] != (i & 0xFF);
+    expect_eq(bad, 0);
+    ts_free(obj[i]);
+  }
+  free_holes(512);
+  expect_no_foreign();
+}
+
+/* A thread that allocated from the holes exits: its cache's unused
+ * placed objects go back with the flush, the blocks it kept are freed by
+ * the main thread. */
+static void *worker(void *arg) {
+  size_t size = (size_t)(uintptr_t)arg;
+  for (unsigned i = 0; i < 500; i++) {
+    void *p = ts_malloc(size);
+    ts_test_fill(p, size);
+    void *q = ts_malloc(size);
+    ts_free(p);
+    obj[i] = q;
+    ts_test_fill(q, size);
+  }
+  return NULL;
+}
+
+TS_TEST(flushes_and_other_threads_give_placed_objects_back) {
+  make_holes(512, 24 << 20);
+  pthread_t t;
+  assert_true(pthread_create(&t, NULL, worker, (void *)(uintptr_t)700) == 0);
+  pthread_join(t, NULL);
+  release(700, 500);
+  free_holes(512);
+  expect_no_foreign();
+}
+
+/* Many threads, each churning its own blocks of 16..1024 bytes over a
+ * heap with holes, every block checked before it is freed. */
+enum { THREADS = 4, SLOTS = 4096, STEPS = 200000 };
+static _Atomic unsigned churn_placed;
+static void *churn(void *arg) {
+  unsigned seed = (unsigned)(uintptr_t)arg;
+  static __thread void *slot[SLOTS];
+  static __thread size_t len[SLOTS];
+  for (unsigned s = 0; s < STEPS; s++) {
+    unsigned i = (unsigned)rand_r(&seed) % SLOTS;
+    if (slot[i]) {
+      if (!ts_test_check(slot[i], len[i])) {
+        expect_true(0, "block of %zu bytes at %p changed", len[i], slot[i]);
+        return NULL;
+      }
+      ts_free(slot[i]);
+      slot[i] = NULL;
+    } else {
+      len[i] = 16 + (size_t)rand_r(&seed) % 1009;
+      slot[i] = ts_malloc(len[i]);
+      ts_test_fill(slot[i], len[i]);
+      if (home_class(slot[i]) != ts_size_to_class(len[i])) atomic_fetch_add(&churn_placed, 1);
+    }
+  }
+  for (unsigned i = 0; i < SLOTS; i++)
+    if (slot[i]) {
+      expect_true(ts_test_check(slot[i], len[i]));
+      ts_free(slot[i]);
+    }
+  return NULL;
+}
+
+TS_TEST(threads_churn_with_content_checks) {
+  make_holes(256, 32 << 20);
+  pthread_t t[THREADS];
+  for (unsigned i = 0; i < THREADS; i++)
+    assert_true(pthread_create(&t[i], NULL, churn, (void *)(uintptr_t)(i + 1)) == 0);
+  for (unsigned i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
+  expect_true(atomic_load(&churn_placed) > 1000, "%u blocks placed in other classes' slabs", atomic_load(&churn_placed));
+  free_holes(256);
+  expect_no_foreign();
+}
+
+/* ---- misuse ---- */
+
+static void *victim;
+static void double_free(void) {
+  ts_free(victim);
+  ts_free(victim);
+}
+static void interior_free(void) { ts_free((char *)victim + 16); }
+
+/* Runs fn in a child; expects it to abort with a message that contains
+ * want and names victim (or victim + 16). */
+static void expect_death(void (*fn)(void), const char *want, const void *named) {
+  int fds[2];
+  assert_true(pipe(fds) == 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    dup2(fds[1], 2);
+    close(fds[0]);
+    fn();
+    _exit(0);
+  }
+  close(fds[1]);
+  char err[1024];
+  size_t len = 0;
+  ssize_t r;
+  while (len < sizeof err - 1 && (r = read(fds[0], err + len, sizeof err - 1 - len)) > 0) len += (size_t)r;
+  err[len] = 0;
+  close(fds[0]);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  expect_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "the child did not abort (status %d)", st);
+  char ptr[32];
+  snprintf(ptr, sizeof ptr, "%p", named);
+  expect_true(strstr(err, want) && strstr(err, ptr), "stderr was \"%s\", wanted \"%s\" and %s", err, want, ptr);
+}
+
+TS_TEST(misuse_of_placed_objects_is_reported) {
+  make_holes(512, 24 << 20);
+  allocate(1000, 2000);
+  victim = NULL;
+  for (unsigned i = 0; i < 2000 && !victim; i++)
+    if (home_class(obj[i]) != ts_size_to_class(1000)) victim = obj[i];
+  assert_true(victim != NULL);
+  expect_death(double_free, "free(): ", victim); /* a double free, or an invalid pointer once its space was reused */
+  expect_death(interior_free, "free(): invalid pointer", (char *)victim + 16);
+  release(1000, 2000);
+  free_holes(512);
+  expect_no_foreign();
+}
+
+TS_TEST(the_option_keeps_classes_apart) {
+  ts_opt.mixed_slabs = false;
+  make_holes(512, 24 << 20);
+  expect_eq(allocate(1000, 4000), 0);
+  release(1000, 4000);
+  free_holes(512);
+  ts_opt.mixed_slabs = true;
+  expect_no_foreign();
+}
+
+int main(void) {
+  if (!ts_opt.mixed_slabs || ts_opt.stats_exact) {
+    printf("  skip: mixed slabs are off (TESSERA_CONF)\n");
+    return 77;
+  }
+  ts_run(larger_objects_fill_the_holes_of_smaller_classes);
+  ts_run(small_objects_fill_the_holes_of_larger_classes);
+  ts_run(aligned_requests_stay_aligned);
+  ts_run(realloc_keeps_or_moves_placed_objects);
+  ts_run(flushes_and_other_threads_give_placed_objects_back);
+  ts_run(threads_churn_with_content_checks);
+  ts_run(misuse_of_placed_objects_is_reported);
+  ts_run(the_option_keeps_classes_apart);
+  return ts_test_done();
+}
