@@ -174,7 +174,7 @@ void ts_free_slow(void *p, const char *fn) {
 void ts_free(void *p) {
   uintptr_t a = (uintptr_t)p;
   if (TS_LIKELY(ts_window_kind(a) == TS_WINDOW_CHUNK)) {
-    unsigned code = ts_chunk_codes(ts_chunk_of(p))[ts_chunk_page_of(p)];
+    unsigned code = ts_chunk_code(ts_chunk_of(p), ts_chunk_page_of(p));
     if (TS_LIKELY(code < TS_NCLASSES)) {
       ts_tcache_t *tc = &ts_tcache;
       ts_tcache_enter(tc);

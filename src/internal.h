@@ -81,10 +81,20 @@ TS_INLINE unsigned ts_chunk_page_of(const void *p) {
 TS_INLINE void *ts_chunk_page_addr(ts_chunk_t *c, unsigned page) {
   return (char *)c + ((size_t)page << TS_PAGE_SHIFT);
 }
+/* A page code that other threads may read meanwhile (the free fast path
+ * reads codes with no lock; a slab's code changes when it starts or stops
+ * hosting other classes' objects, mixed.c): relaxed atomics, plain moves
+ * on x86-64 and AArch64. */
+TS_INLINE unsigned ts_chunk_code(ts_chunk_t *c, unsigned page) {
+  return __atomic_load_n(&ts_chunk_codes(c)[page], __ATOMIC_RELAXED);
+}
+TS_INLINE void ts_chunk_set_code(ts_chunk_t *c, unsigned page, unsigned code) {
+  __atomic_store_n(&ts_chunk_codes(c)[page], (uint8_t)code, __ATOMIC_RELAXED);
+}
 /* The page code of a page, with a slab page meshed into another
  * (TS_PAGE_MESHED, mesh.c) reading as its class. */
 TS_INLINE unsigned ts_chunk_block_code(ts_chunk_t *c, unsigned page) {
-  unsigned code = ts_chunk_codes(c)[page];
+  unsigned code = ts_chunk_code(c, page);
   return code == TS_PAGE_MESHED ? c->spans[page].cls : code;
 }
 void ts_window_set(uintptr_t addr, unsigned kind);
@@ -132,6 +142,8 @@ void ts_mixed_put(ts_bin_t *bin, ts_chunk_t *chunk, ts_span_t *s, void *p, const
 /* With the slab's bin lock: whether slot i of slab s is covered by
  * foreign objects, and whether page pg of it holds any. */
 bool ts_mixed_slot_covered(ts_chunk_t *chunk, const ts_span_t *s, unsigned i);
+/* A copy of mixed slab s's maps, TS_MIXED_WORDS(npages) words each (tests). */
+void ts_mixed_maps(ts_chunk_t *chunk, const ts_span_t *s, uint64_t *used, uint64_t *ends);
 bool ts_mixed_page_used(ts_chunk_t *chunk, const ts_span_t *s, unsigned pg);
 
 /* ---- side.c: each slab's side array of slacks, metadata blocks ---- */

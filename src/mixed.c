@@ -84,77 +84,121 @@ static unsigned bits_next(const uint64_t *m, unsigned nbits, unsigned i, bool wa
 
 /* ---- the maps of a slab ---- */
 
+/* A working copy of a slab's maps (types.h: ts_mixed_s), contiguous. */
+#define TS_MIXED_MAX_WORDS TS_MIXED_WORDS(TS_SLAB_MAX_PAGES)
+typedef struct {
+  uint64_t used[TS_MIXED_MAX_WORDS], ends[TS_MIXED_MAX_WORDS];
+} maps_t;
+
 static unsigned slab_head(ts_chunk_t *chunk, const ts_span_t *s) { return (unsigned)(s - chunk->spans); }
-static uint64_t *map_used(ts_mixed_t *m) { return m->map; }
-static uint64_t *map_ends(ts_mixed_t *m) { return m->map + m->nwords; }
-static size_t mixed_bytes(unsigned npages) {
-  return (sizeof(ts_mixed_t) + 2 * TS_MIXED_WORDS(npages) * sizeof(uint64_t) + 15) & ~(size_t)15;
-}
 static unsigned granules_of(unsigned cls) { return ts_class_size[cls] >> TS_GRANULE_SHIFT; }
+
+/* The 8 words of page pg's maps: used[0..3], ends[0..3]. */
+static uint64_t *page_words(ts_chunk_t *chunk, const ts_span_t *s, ts_mixed_t *m, unsigned pg) {
+  return pg ? (uint64_t *)(void *)&chunk->spans[slab_head(chunk, s) + pg] : m->page0;
+}
+
+static void maps_load(ts_chunk_t *chunk, const ts_span_t *s, ts_mixed_t *m, maps_t *x) {
+  for (unsigned pg = 0; pg < s->npages; pg++) {
+    const uint64_t *w = page_words(chunk, s, m, pg);
+    memcpy(x->used + pg * 4, w, 4 * sizeof(uint64_t));
+    memcpy(x->ends + pg * 4, w + 4, 4 * sizeof(uint64_t));
+  }
+}
+
+static void maps_store(ts_chunk_t *chunk, const ts_span_t *s, ts_mixed_t *m, const maps_t *x) {
+  for (unsigned pg = 0; pg < s->npages; pg++) {
+    uint64_t *w = page_words(chunk, s, m, pg);
+    memcpy(w, x->used + pg * 4, 4 * sizeof(uint64_t));
+    memcpy(w + 4, x->ends + pg * 4, 4 * sizeof(uint64_t));
+  }
+}
+
+void ts_mixed_maps(ts_chunk_t *chunk, const ts_span_t *s, uint64_t *used, uint64_t *ends) {
+  maps_t x;
+  maps_load(chunk, s, chunk->mixed[slab_head(chunk, s)], &x);
+  memcpy(used, x.used, TS_MIXED_WORDS(s->npages) * sizeof(uint64_t));
+  memcpy(ends, x.ends, TS_MIXED_WORDS(s->npages) * sizeof(uint64_t));
+}
+
+/* Whether a foreign object uses any of granules lo .. lo + n - 1, read in
+ * place (the free path asks this for every object of a mixed slab). */
+static bool used_any(ts_chunk_t *chunk, const ts_span_t *s, ts_mixed_t *m, unsigned lo, unsigned n) {
+  while (n) {
+    unsigned pg = lo / TS_PAGE_GRANULES, g = lo % TS_PAGE_GRANULES;
+    unsigned k = TS_PAGE_GRANULES - g < n ? (unsigned)TS_PAGE_GRANULES - g : n;
+    if (bits_any(page_words(chunk, s, m, pg), g, k)) return true;
+    lo += k, n -= k;
+  }
+  return false;
+}
 
 bool ts_mixed_slot_covered(ts_chunk_t *chunk, const ts_span_t *s, unsigned i) {
   ts_mixed_t *m = chunk->mixed[slab_head(chunk, s)];
   unsigned k = granules_of(s->cls);
-  return m && bits_any(map_used(m), i * k, k);
+  return m && used_any(chunk, s, m, i * k, k);
 }
 
 bool ts_mixed_page_used(ts_chunk_t *chunk, const ts_span_t *s, unsigned pg) {
   ts_mixed_t *m = chunk->mixed[slab_head(chunk, s)];
-  return m && bits_any(map_used(m), pg * (unsigned)TS_PAGE_GRANULES, (unsigned)TS_PAGE_GRANULES);
+  return m && used_any(chunk, s, m, pg * (unsigned)TS_PAGE_GRANULES, (unsigned)TS_PAGE_GRANULES);
 }
 
 /* The granules of slab s free for a foreign object: free slots, the
- * granules of covered slots and of the tail that no foreign object uses. */
-static void slab_avail(ts_chunk_t *chunk, const ts_span_t *s, uint64_t *avail) {
-  ts_mixed_t *m = chunk->mixed[slab_head(chunk, s)];
+ * granules of covered slots and of the tail that no foreign object uses
+ * (x: the slab's maps, NULL when it has none). */
+static void slab_avail(const ts_span_t *s, const maps_t *x, uint64_t *avail) {
   unsigned k = granules_of(s->cls), nbits = s->npages * (unsigned)TS_PAGE_GRANULES;
   memset(avail, 0, TS_MIXED_WORDS(s->npages) * sizeof(uint64_t));
   for (unsigned i = 0; i < s->nobjs; i++) {
     if (bit_get(s->freemap, i)) {
       bits_fill(avail, i * k, k, true);
-    } else if (m && bits_any(map_used(m), i * k, k)) {
+    } else if (x && bits_any(x->used, i * k, k)) {
       for (unsigned g = i * k; g < (i + 1) * k; g++)
-        if (!bit_get(map_used(m), g)) avail[g >> 6] |= 1ull << (g & 63);
+        if (!bit_get(x->used, g)) avail[g >> 6] |= 1ull << (g & 63);
     }
   }
   for (unsigned g = s->nobjs * k; g < nbits; g++)
-    if (!m || !bit_get(map_used(m), g)) avail[g >> 6] |= 1ull << (g & 63);
+    if (!x || !bit_get(x->used, g)) avail[g >> 6] |= 1ull << (g & 63);
 }
 
-/* The slab's maps, made on its first foreign object: its pages then take
- * the code TS_PAGE_MIXED.  NULL when out of memory. */
+/* The slab's record, made on its first foreign object: its pages then
+ * take the code TS_PAGE_MIXED.  NULL when out of memory. */
 static ts_mixed_t *slab_maps(ts_chunk_t *chunk, ts_span_t *s) {
   unsigned head = slab_head(chunk, s);
   ts_mixed_t *m = chunk->mixed[head];
   if (m) return m;
-  m = ts_meta_alloc(&chunk->arena->meta, mixed_bytes(s->npages));
+  m = ts_meta_alloc(&chunk->arena->meta, sizeof *m);
   if (!m) return NULL;
-  memset(m, 0, mixed_bytes(s->npages));
-  m->nwords = TS_MIXED_WORDS(s->npages);
+  memset(m, 0, sizeof *m);
+  for (unsigned pg = 1; pg < s->npages; pg++) memset(page_words(chunk, s, m, pg), 0, 8 * sizeof(uint64_t));
   chunk->mixed[head] = m;
-  for (unsigned p = head; p < head + s->npages; p++) ts_chunk_codes(chunk)[p] = TS_PAGE_MIXED;
+  for (unsigned p = head; p < head + s->npages; p++) ts_chunk_set_code(chunk, p, TS_PAGE_MIXED);
   return m;
 }
 
 static void slab_maps_drop(ts_chunk_t *chunk, ts_span_t *s) {
   unsigned head = slab_head(chunk, s);
   ts_mixed_t *m = chunk->mixed[head];
-  for (unsigned p = head; p < head + s->npages; p++) ts_chunk_codes(chunk)[p] = (uint8_t)s->cls;
+  for (unsigned p = head; p < head + s->npages; p++) ts_chunk_set_code(chunk, p, s->cls);
   chunk->mixed[head] = NULL;
-  ts_meta_free(&chunk->arena->meta, m, mixed_bytes(s->npages));
+  ts_meta_free(&chunk->arena->meta, m, sizeof *m);
 }
 
 /* Places up to want objects of class cls in slab s (of bin `bin`, whose
  * lock the caller holds); returns how many. */
 static unsigned slab_place(ts_arena_t *arena, ts_bin_t *bin, ts_chunk_t *chunk, ts_span_t *s, unsigned cls,
                            void **out, unsigned want) {
-  uint64_t avail[TS_MIXED_WORDS(TS_SLAB_MAX_PAGES)];
-  slab_avail(chunk, s, avail);
+  uint64_t avail[TS_MIXED_MAX_WORDS];
+  maps_t x;
+  ts_mixed_t *m = chunk->mixed[slab_head(chunk, s)];
+  if (m) maps_load(chunk, s, m, &x);
+  else memset(&x, 0, sizeof x);
+  slab_avail(s, m ? &x : NULL, avail);
   unsigned kf = granules_of(cls), ks = granules_of(s->cls);
   unsigned align = kf & -kf; /* as the class's own slots: base + i * size */
   if (align > TS_PAGE_GRANULES) align = TS_PAGE_GRANULES;
   unsigned nbits = s->npages * (unsigned)TS_PAGE_GRANULES, n = 0, g = 0;
-  ts_mixed_t *m = NULL;
   char *base = ts_slab_base(chunk, s);
   while (n < want) {
     g = bits_next(avail, nbits, g, true);
@@ -167,8 +211,8 @@ static unsigned slab_place(ts_arena_t *arena, ts_bin_t *bin, ts_chunk_t *chunk, 
     }
     if (!m && !(m = slab_maps(chunk, s))) break;
     bits_fill(avail, g, kf, false);
-    bits_fill(map_used(m), g, kf, true);
-    bits_fill(map_ends(m), g + kf - 1, 1, true);
+    bits_fill(x.used, g, kf, true);
+    bits_fill(x.ends, g + kf - 1, 1, true);
     for (unsigned i = g / ks; i <= (g + kf - 1) / ks && i < s->nobjs; i++) {
       if (!bit_get(s->freemap, i)) continue; /* covered already */
       s->freemap[i >> 6] &= ~(1ull << (i & 63));
@@ -186,6 +230,7 @@ static unsigned slab_place(ts_arena_t *arena, ts_bin_t *bin, ts_chunk_t *chunk, 
   }
   if (n < want && kf < s->room) s->room = (uint8_t)kf; /* skipped by the next fills of kf or more */
   if (n) {
+    maps_store(chunk, s, m, &x);
     m->nforeign += n;
     TS_SW_ADD(bin->hosted, (uint64_t)n * ts_class_size[cls]);
     atomic_fetch_add_explicit(&arena->foreign_objs[cls], n, memory_order_relaxed);
@@ -240,20 +285,24 @@ unsigned ts_mixed_fill(ts_arena_t *arena, unsigned cls, void **out, unsigned wan
 
 /* The class of the object at p in mixed slab s, or -1 when p starts no
  * foreign object (then it can only be one of the slab's own). */
-static int foreign_class(ts_chunk_t *chunk, ts_span_t *s, const void *p) {
+static int foreign_class(ts_chunk_t *chunk, ts_span_t *s, const void *p, maps_t *x) {
   ts_mixed_t *m = chunk->mixed[slab_head(chunk, s)];
   size_t off = (size_t)((const char *)p - (char *)ts_slab_base(chunk, s));
   if (!m || (off & ((1u << TS_GRANULE_SHIFT) - 1))) return -1;
-  unsigned g = (unsigned)(off >> TS_GRANULE_SHIFT), nbits = m->nwords * 64;
-  if (g >= nbits || !bit_get(map_used(m), g)) return -1;
-  if (g > 0 && bit_get(map_used(m), g - 1) && !bit_get(map_ends(m), g - 1)) return -1; /* inside one */
-  unsigned end = bits_next(map_ends(m), nbits, g, true);
+  unsigned g = (unsigned)(off >> TS_GRANULE_SHIFT), nbits = s->npages * (unsigned)TS_PAGE_GRANULES;
+  if (g >= nbits) return -1;
+  maps_load(chunk, s, m, x);
+  if (!bit_get(x->used, g)) return -1;
+  if (g > 0 && bit_get(x->used, g - 1) && !bit_get(x->ends, g - 1)) return -1; /* inside one */
+  unsigned end = bits_next(x->ends, nbits, g, true);
+  if (end == nbits) return -1;
   return (int)ts_size_to_class_compute((size_t)(end - g + 1) << TS_GRANULE_SHIFT);
 }
 
 void ts_mixed_put(ts_bin_t *bin, ts_chunk_t *chunk, ts_span_t *s, void *p, const char *fn) {
   ts_mixed_t *m = chunk->mixed[slab_head(chunk, s)];
-  int cls = foreign_class(chunk, s, p);
+  maps_t x;
+  int cls = foreign_class(chunk, s, p, &x);
   if (cls < 0) {
     pthread_mutex_unlock(&bin->lock);
     ts_fatal("%s(): invalid pointer %p (not a block of the slab of size %u it lies in)", fn, p,
@@ -261,10 +310,11 @@ void ts_mixed_put(ts_bin_t *bin, ts_chunk_t *chunk, ts_span_t *s, void *p, const
   }
   unsigned g = (unsigned)(((char *)p - (char *)ts_slab_base(chunk, s)) >> TS_GRANULE_SHIFT);
   unsigned kf = granules_of((unsigned)cls), ks = granules_of(s->cls);
-  bits_fill(map_used(m), g, kf, false);
-  bits_fill(map_ends(m), g + kf - 1, 1, false);
+  bits_fill(x.used, g, kf, false);
+  bits_fill(x.ends, g + kf - 1, 1, false);
+  maps_store(chunk, s, m, &x);
   for (unsigned i = g / ks; i <= (g + kf - 1) / ks && i < s->nobjs; i++) {
-    if (bits_any(map_used(m), i * ks, ks)) continue; /* still covered by another */
+    if (bits_any(x.used, i * ks, ks)) continue; /* still covered by another */
     s->freemap[i >> 6] |= 1ull << (i & 63);
     s->nfree++;
     TS_SW_ADD(bin->free_objs, 1);
@@ -287,7 +337,7 @@ static ts_span_t *lock_slab(ts_chunk_t *chunk, const void *p, ts_bin_t **bin_out
   if (cls >= TS_NCLASSES) ts_fatal("%s(): invalid pointer %p", fn, p);
   ts_bin_t *bin = &chunk->arena->bins[cls];
   pthread_mutex_lock(&bin->lock);
-  unsigned code = ts_chunk_codes(chunk)[page];
+  unsigned code = ts_chunk_code(chunk, page);
   if (TS_UNLIKELY(!s->is_slab || s->cls != cls || (code != TS_PAGE_MIXED && code != cls))) {
     pthread_mutex_unlock(&bin->lock);
     ts_fatal("%s(): invalid pointer %p", fn, p);
@@ -299,7 +349,8 @@ static ts_span_t *lock_slab(ts_chunk_t *chunk, const void *p, ts_bin_t **bin_out
 void ts_mixed_free(ts_chunk_t *chunk, void *p, const char *fn) {
   ts_bin_t *bin;
   ts_span_t *s = lock_slab(chunk, p, &bin, fn);
-  int cls = foreign_class(chunk, s, p);
+  maps_t x;
+  int cls = foreign_class(chunk, s, p, &x);
   ts_tstats_t *st = ts_stats_here();
   ts_acct_small_free(st, st == &ts_stats_orphan, p, cls < 0 ? s->cls : (unsigned)cls);
   if (cls >= 0) ts_mixed_put(bin, chunk, s, p, fn);
@@ -311,7 +362,8 @@ void ts_mixed_free(ts_chunk_t *chunk, void *p, const char *fn) {
 unsigned ts_mixed_class_of(ts_chunk_t *chunk, const void *p, const char *fn) {
   ts_bin_t *bin;
   ts_span_t *s = lock_slab(chunk, p, &bin, fn);
-  int cls = foreign_class(chunk, s, p);
+  maps_t x;
+  int cls = foreign_class(chunk, s, p, &x);
   unsigned r = cls < 0 ? s->cls : (unsigned)cls;
   if (cls < 0) { /* one of the slab's own: it must start a slot in use */
     size_t off = (size_t)((const char *)p - (char *)ts_slab_base(chunk, s)), size = ts_class_size[s->cls];

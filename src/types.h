@@ -214,15 +214,19 @@ struct ts_chunk_s {
  *   used:  bit g set <=> granule g belongs to a foreign object;
  *   ends:  bit g set <=> a foreign object's last granule is g;
  *   nforeign == the number of foreign objects (set bits of ends) > 0.
+ * Each page's maps are 8 words (used, then ends, 4 words each): the head
+ * page's in page0 here, page i's in the span of page head + i, which a
+ * slab's later pages leave unused (mixed.c, ts_mixed_maps).
  * A slot of the slab's own class is free (its freemap bit set), holds an
  * object of the class (bit clear, no used granule in it), or is covered
  * (bit clear, some used granule in it): covered slots are counted in the
  * bin's `covered`, not in nfree. */
 typedef struct ts_mixed_s {
   uint32_t nforeign;
-  uint32_t nwords;   /* TS_MIXED_WORDS(npages) */
-  uint64_t map[];    /* used[nwords], then ends[nwords] */
+  uint32_t pad_;
+  uint64_t page0[8];
 } ts_mixed_t;
+_Static_assert(sizeof(ts_span_t) == 8 * sizeof(uint64_t), "a page's granule maps fill one span");
 
 enum ts_purge_which_e {
   TS_PURGE_OLD, /* dirty pages that were freed before the last tick */
@@ -261,7 +265,7 @@ typedef struct ts_side_s {
  * own lock (a leaf: taken under bin and arena locks).  Sizes are multiples
  * of 16 bytes, one free list per size. */
 #define TS_META_BLOCK_BYTES ((size_t)256 << 10)
-#define TS_META_LISTS 65 /* the largest piece: a 16-page slab's granule maps, 1032 bytes */
+#define TS_META_LISTS 49 /* the largest side array: 256 objects of 16 bytes with tags, 784 bytes */
 typedef struct ts_meta_s {
   pthread_mutex_t lock;
   void *free[TS_META_LISTS];  /* free[i]: free pieces of 16 * (i + 1) bytes */

@@ -90,10 +90,11 @@ static bool map_bit(const uint64_t *m, unsigned g) { return (m[g >> 6] >> (g & 6
 
 /* A mixed slab's covered slots, the bytes of the objects of other classes
  * it hosts, and those objects by class (foreign[]), from its maps. */
-static void count_mixed(const ts_span_t *s, const ts_mixed_t *m, uint64_t *covered, uint64_t *hosted,
-                        uint64_t *foreign) {
-  const uint64_t *used = m->map, *ends = m->map + m->nwords;
-  unsigned k = ts_class_size[s->cls] / 16, nbits = m->nwords * 64, nforeign = 0;
+static void count_mixed(ts_chunk_t *c, const ts_span_t *s, const ts_mixed_t *m, uint64_t *covered,
+                        uint64_t *hosted, uint64_t *foreign) {
+  static uint64_t used[TS_MIXED_WORDS(TS_SLAB_MAX_PAGES)], ends[TS_MIXED_WORDS(TS_SLAB_MAX_PAGES)];
+  ts_mixed_maps(c, s, used, ends);
+  unsigned k = ts_class_size[s->cls] / 16, nbits = TS_MIXED_WORDS(s->npages) * 64, nforeign = 0;
   for (unsigned i = 0; i < s->nobjs; i++) {
     bool any = false;
     for (unsigned g = i * k; g < (i + 1) * k; g++) any |= map_bit(used, g);
@@ -148,7 +149,7 @@ static void check_bins_against_slabs(void) {
           expect_true(s->is_slab && (m ? codes[p] == TS_PAGE_MIXED : codes[p] < TS_NCLASSES),
                       "page %u of chunk %p: code %u", p, (void *)c, codes[p]);
           unsigned k = s->cls;
-          if (m) count_mixed(s, m, &covered[k], &hosted[k], foreign);
+          if (m) count_mixed(c, s, m, &covered[k], &hosted[k], foreign);
           slabs[k]++;
           objects[k] += s->nobjs;
           free_objs[k] += s->nfree;
