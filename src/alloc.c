@@ -120,7 +120,7 @@ void ts_free_slow(void *p, const char *fn) {
     if (chunk->cookie != (TS_CHUNK_MAGIC ^ ts_secret)) free_invalid(fn, p);
     unsigned page = ts_chunk_page_of(p);
     unsigned code = ts_chunk_block_code(chunk, page);
-    if (code == TS_PAGE_MIXED) {
+    if (code == TS_PAGE_MIXED && (code = ts_mixed_class_nolock(chunk, p)) == TS_PAGE_MIXED) {
       ts_mixed_free(chunk, p, fn);
       return;
     }
@@ -200,7 +200,8 @@ size_t ts_usable_checked(const void *p, const char *fn) {
     if (chunk->cookie == (TS_CHUNK_MAGIC ^ ts_secret)) {
       unsigned page = ts_chunk_page_of(p);
       unsigned code = ts_chunk_block_code(chunk, page);
-      if (code == TS_PAGE_MIXED) code = ts_mixed_class_of(chunk, p, fn);
+      if (code == TS_PAGE_MIXED && (code = ts_mixed_class_nolock(chunk, p)) == TS_PAGE_MIXED)
+        code = ts_mixed_class_of(chunk, p, fn); /* reports p */
       if (code < TS_NCLASSES) return ts_class_size[code];
       if (code == TS_PAGE_LARGE && ((uintptr_t)p & TS_PAGE_MASK) == 0) return (size_t)chunk->spans[page].npages << TS_PAGE_SHIFT;
     }
@@ -252,7 +253,7 @@ void *ts_realloc(void *p, size_t size) {
   unsigned kind = ts_window_kind((uintptr_t)p);
   if (kind == TS_WINDOW_CHUNK) {
     unsigned code = ts_chunk_block_code(ts_chunk_of(p), ts_chunk_page_of(p));
-    if (code == TS_PAGE_MIXED) code = ts_mixed_class_of(ts_chunk_of(p), p, "realloc");
+    if (code == TS_PAGE_MIXED) code = ts_mixed_class_nolock(ts_chunk_of(p), p); /* p was checked above */
     if (code < TS_NCLASSES) {
       if (size <= TS_SMALL_MAX && ts_size_to_class(size) == code) {
         if (ts_opt.stats_exact) ts_acct_small_resize(p, code, size);

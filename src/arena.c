@@ -97,7 +97,10 @@ void ts_arena_run_free_locked(ts_chunk_t *chunk, unsigned head) {
   unsigned code = ts_chunk_codes(chunk)[head];
   if (code == TS_PAGE_LARGE || code == TS_PAGE_CACHED)
     atomic_fetch_sub_explicit(&arena->large_pages, npages, memory_order_relaxed);
-  if (s->is_slab) ts_side_detach(chunk, head, npages);
+  if (s->is_slab) {
+    ts_side_detach(chunk, head, npages);
+    ts_mixed_forget(chunk, head);
+  }
   s->is_slab = 0;
   if (!ts_run_free(arena, chunk, head, npages)) {
     ts_purge_after_free(arena);

@@ -241,7 +241,7 @@ size_t ts_bin_mesh(ts_arena_t *arena, unsigned cls) {
   for (unsigned l = 0; l < 2; l++) /* slabs up to half used; only the sparser quarter moves */
     for (ts_span_t *s = bin->lists[l]; s && n < TS_MESH_CANDIDATES; s = s->next) {
       if (s->mesh && ts_mesh_group(s->mesh)->fpage == TS_MESH_PRIVATE) continue;
-      if (ts_chunk_of(s)->mixed[s - ts_chunk_of(s)->spans]) continue; /* its bitmap is not all it holds */
+      if (ts_chunk_of(s)->mixed[s - ts_chunk_of(s)->spans]) continue; /* has hosted other classes' objects */
       slab_used(s, used[n]);
       cand[n++] = s;
     }
@@ -304,7 +304,7 @@ void ts_bin_put(ts_bin_t *bin, ts_chunk_t *chunk, void *p) {
 
 void ts_bin_settle(ts_bin_t *bin, ts_chunk_t *chunk, ts_span_t *s) {
   /* foreign objects may lie in the tail, past every slot */
-  if (s->nfree == s->nobjs && !chunk->mixed[s - chunk->spans]) {
+  if (s->nfree == s->nobjs && !ts_mixed_hosts(chunk, s)) {
     bin_unlink(bin, s);
     if (s->mesh) bin_unmesh(s);
     if (!bin->spare) {
@@ -348,11 +348,30 @@ void ts_bin_release_spare(ts_arena_t *arena, unsigned cls) {
 
 /* Gives n objects of class cls back to their slabs, whatever arenas they
  * belong to: one lock per arena met.  ptrs is reordered. */
+/* Objects placed in other classes' slabs (mixed.c), given back under
+ * their slabs' bin locks, one lock for a row of objects of the same bin. */
+static void bin_flush_placed(ts_arena_t *arena, void **ptrs, unsigned n) {
+  ts_bin_t *held = NULL;
+  for (unsigned i = 0; i < n; i++) {
+    ts_chunk_t *chunk = ts_chunk_of(ptrs[i]);
+    ts_span_t *s = bin_slab_of(&chunk, ptrs[i]);
+    ts_bin_t *home = &arena->bins[s->cls]; /* its class stays while the object is in it */
+    if (home != held) {
+      if (held) pthread_mutex_unlock(&held->lock);
+      pthread_mutex_lock(&home->lock);
+      held = home;
+    }
+    ts_mixed_put(home, chunk, s, ptrs[i], "free");
+  }
+  if (held) pthread_mutex_unlock(&held->lock);
+}
+
 void ts_bin_flush(unsigned cls, void **ptrs, unsigned n) {
+  void *placed[TS_MIXED_FLUSH_BATCH];
   while (n) {
     ts_arena_t *arena = ts_chunk_of(ptrs[0])->arena;
     ts_bin_t *bin = &arena->bins[cls];
-    unsigned rest = 0;
+    unsigned rest = 0, nplaced = 0;
     pthread_mutex_lock(&bin->lock);
     for (unsigned i = 0; i < n; i++) {
       ts_chunk_t *chunk = ts_chunk_of(ptrs[i]);
@@ -361,21 +380,20 @@ void ts_bin_flush(unsigned cls, void **ptrs, unsigned n) {
         continue;
       }
       ts_chunk_t *slab_chunk = chunk; /* a meshed page's slab may lie in another chunk */
-      ts_span_t *s = bin_slab_of(&slab_chunk, ptrs[i]);
-      if (TS_LIKELY(s->cls == cls)) {
+      if (TS_LIKELY(bin_slab_of(&slab_chunk, ptrs[i])->cls == cls)) {
         ts_bin_put(bin, chunk, ptrs[i]);
         continue;
       }
-      /* placed in another class's slab (mixed.c), whose class stays while
-       * the object is in it; given back under that bin's lock alone */
-      ts_bin_t *home = &arena->bins[s->cls];
-      pthread_mutex_unlock(&bin->lock);
-      pthread_mutex_lock(&home->lock);
-      ts_mixed_put(home, slab_chunk, s, ptrs[i], "free");
-      pthread_mutex_unlock(&home->lock);
-      pthread_mutex_lock(&bin->lock);
+      placed[nplaced++] = ptrs[i];
+      if (nplaced == TS_MIXED_FLUSH_BATCH) {
+        pthread_mutex_unlock(&bin->lock);
+        bin_flush_placed(arena, placed, nplaced);
+        nplaced = 0;
+        pthread_mutex_lock(&bin->lock);
+      }
     }
     pthread_mutex_unlock(&bin->lock);
+    bin_flush_placed(arena, placed, nplaced);
     n = rest;
   }
 }

@@ -136,6 +136,19 @@ bool ts_mixed_holes(ts_arena_t *arena);
 unsigned ts_mixed_fill(ts_arena_t *arena, unsigned cls, void **out, unsigned want);
 /* A block on a TS_PAGE_MIXED page (takes its slab's bin lock). */
 void ts_mixed_free(ts_chunk_t *chunk, void *p, const char *fn);
+/* With no lock: the class of p, a live block on a mixed page: of the
+ * object placed there that p starts, else of the slab (one of its own, or
+ * an invalid pointer that its slab reports at flush); TS_PAGE_MIXED when p
+ * lies inside a placed object or outside the slab (ts_mixed_free then
+ * reports it). */
+unsigned ts_mixed_class_nolock(ts_chunk_t *chunk, const void *p);
+/* The slab at head has hosted objects: the record goes when its run does. */
+void ts_mixed_forget(ts_chunk_t *chunk, unsigned head);
+/* Whether slab s hosts objects of other classes now. */
+TS_INLINE bool ts_mixed_hosts(ts_chunk_t *chunk, const ts_span_t *s) {
+  const ts_mixed_t *m = chunk->mixed[s - chunk->spans];
+  return m && m->nforeign;
+}
 unsigned ts_mixed_class_of(ts_chunk_t *chunk, const void *p, const char *fn);
 /* With the slab's bin lock: p is a foreign object of slab s; gives it back. */
 void ts_mixed_put(ts_bin_t *bin, ts_chunk_t *chunk, ts_span_t *s, void *p, const char *fn);

@@ -98,19 +98,25 @@ static uint64_t *page_words(ts_chunk_t *chunk, const ts_span_t *s, ts_mixed_t *m
   return pg ? (uint64_t *)(void *)&chunk->spans[slab_head(chunk, s) + pg] : m->page0;
 }
 
+/* Map words are written under the bin lock and read by frees without it
+ * (ts_mixed_own_class): relaxed atomics, plain moves. */
 static void maps_load(ts_chunk_t *chunk, const ts_span_t *s, ts_mixed_t *m, maps_t *x) {
   for (unsigned pg = 0; pg < s->npages; pg++) {
-    const uint64_t *w = page_words(chunk, s, m, pg);
-    memcpy(x->used + pg * 4, w, 4 * sizeof(uint64_t));
-    memcpy(x->ends + pg * 4, w + 4, 4 * sizeof(uint64_t));
+    uint64_t *w = page_words(chunk, s, m, pg);
+    for (unsigned i = 0; i < 4; i++) {
+      x->used[pg * 4 + i] = __atomic_load_n(&w[i], __ATOMIC_RELAXED);
+      x->ends[pg * 4 + i] = __atomic_load_n(&w[4 + i], __ATOMIC_RELAXED);
+    }
   }
 }
 
 static void maps_store(ts_chunk_t *chunk, const ts_span_t *s, ts_mixed_t *m, const maps_t *x) {
   for (unsigned pg = 0; pg < s->npages; pg++) {
     uint64_t *w = page_words(chunk, s, m, pg);
-    memcpy(w, x->used + pg * 4, 4 * sizeof(uint64_t));
-    memcpy(w + 4, x->ends + pg * 4, 4 * sizeof(uint64_t));
+    for (unsigned i = 0; i < 4; i++) {
+      __atomic_store_n(&w[i], x->used[pg * 4 + i], __ATOMIC_RELAXED);
+      __atomic_store_n(&w[4 + i], x->ends[pg * 4 + i], __ATOMIC_RELAXED);
+    }
   }
 }
 
@@ -121,16 +127,51 @@ void ts_mixed_maps(ts_chunk_t *chunk, const ts_span_t *s, uint64_t *used, uint64
   memcpy(ends, x.ends, TS_MIXED_WORDS(s->npages) * sizeof(uint64_t));
 }
 
-/* Whether a foreign object uses any of granules lo .. lo + n - 1, read in
- * place (the free path asks this for every object of a mixed slab). */
-static bool used_any(ts_chunk_t *chunk, const ts_span_t *s, ts_mixed_t *m, unsigned lo, unsigned n) {
+/* In place, word by word: word w (granules 64w .. 64w + 63) of map
+ * `which` (0: used, 1: ends).  Frees and the checks of a slab's own
+ * objects touch a word or two this way instead of copying the maps. */
+enum { MAP_USED = 0, MAP_ENDS = 1 };
+static uint64_t *map_word(ts_chunk_t *chunk, const ts_span_t *s, ts_mixed_t *m, unsigned which, unsigned w) {
+  return page_words(chunk, s, m, w / 4) + which * 4 + w % 4;
+}
+static uint64_t range_mask(unsigned b, unsigned k) { return (k == 64 ? ~0ull : ((1ull << k) - 1)) << b; }
+
+static bool map_any(ts_chunk_t *chunk, const ts_span_t *s, ts_mixed_t *m, unsigned which, unsigned lo, unsigned n) {
   while (n) {
-    unsigned pg = lo / TS_PAGE_GRANULES, g = lo % TS_PAGE_GRANULES;
-    unsigned k = TS_PAGE_GRANULES - g < n ? (unsigned)TS_PAGE_GRANULES - g : n;
-    if (bits_any(page_words(chunk, s, m, pg), g, k)) return true;
+    unsigned b = lo & 63, k = 64 - b < n ? 64 - b : n;
+    if (__atomic_load_n(map_word(chunk, s, m, which, lo >> 6), __ATOMIC_RELAXED) & range_mask(b, k)) return true;
     lo += k, n -= k;
   }
   return false;
+}
+
+/* Under the bin lock: the only writer. */
+static void map_fill(ts_chunk_t *chunk, const ts_span_t *s, ts_mixed_t *m, unsigned which, unsigned lo, unsigned n,
+                     bool set) {
+  while (n) {
+    unsigned b = lo & 63, k = 64 - b < n ? 64 - b : n;
+    uint64_t *w = map_word(chunk, s, m, which, lo >> 6), v = __atomic_load_n(w, __ATOMIC_RELAXED);
+    __atomic_store_n(w, set ? v | range_mask(b, k) : v & ~range_mask(b, k), __ATOMIC_RELAXED);
+    lo += k, n -= k;
+  }
+}
+
+/* The first set bit of map `which` at or after i, or nbits. */
+static unsigned map_next(ts_chunk_t *chunk, const ts_span_t *s, ts_mixed_t *m, unsigned which, unsigned i,
+                         unsigned nbits) {
+  while (i < nbits) {
+    uint64_t v = __atomic_load_n(map_word(chunk, s, m, which, i >> 6), __ATOMIC_RELAXED) & (~0ull << (i & 63));
+    if (v) {
+      unsigned j = (i & ~63u) + (unsigned)__builtin_ctzll(v);
+      return j < nbits ? j : nbits;
+    }
+    i = (i & ~63u) + 64;
+  }
+  return nbits;
+}
+
+static bool used_any(ts_chunk_t *chunk, const ts_span_t *s, ts_mixed_t *m, unsigned lo, unsigned n) {
+  return map_any(chunk, s, m, MAP_USED, lo, n);
 }
 
 bool ts_mixed_slot_covered(ts_chunk_t *chunk, const ts_span_t *s, unsigned i) {
@@ -148,41 +189,69 @@ bool ts_mixed_page_used(ts_chunk_t *chunk, const ts_span_t *s, unsigned pg) {
  * granules of covered slots and of the tail that no foreign object uses
  * (x: the slab's maps, NULL when it has none). */
 static void slab_avail(const ts_span_t *s, const maps_t *x, uint64_t *avail) {
-  unsigned k = granules_of(s->cls), nbits = s->npages * (unsigned)TS_PAGE_GRANULES;
-  memset(avail, 0, TS_MIXED_WORDS(s->npages) * sizeof(uint64_t));
-  for (unsigned i = 0; i < s->nobjs; i++) {
-    if (bit_get(s->freemap, i)) {
-      bits_fill(avail, i * k, k, true);
-    } else if (x && bits_any(x->used, i * k, k)) {
-      for (unsigned g = i * k; g < (i + 1) * k; g++)
-        if (!bit_get(x->used, g)) avail[g >> 6] |= 1ull << (g & 63);
+  unsigned k = granules_of(s->cls), nbits = s->npages * (unsigned)TS_PAGE_GRANULES, nw = nbits / 64;
+  /* every granule no placed object uses, then less the slots in use by
+   * the slab's own objects (bit clear, no placed granule) */
+  for (unsigned w = 0; w < nw; w++) avail[w] = x ? ~x->used[w] : ~0ull;
+  for (unsigned wi = 0; wi < TS_SLAB_MAP_WORDS && wi * 64 < s->nobjs; wi++) {
+    uint64_t in_use = ~s->freemap[wi];
+    if (wi * 64 + 64 > s->nobjs) in_use &= (1ull << (s->nobjs - wi * 64)) - 1;
+    while (in_use) {
+      unsigned i = wi * 64 + (unsigned)__builtin_ctzll(in_use);
+      in_use &= in_use - 1;
+      if (!x || !bits_any(x->used, i * k, k)) bits_fill(avail, i * k, k, false);
     }
   }
-  for (unsigned g = s->nobjs * k; g < nbits; g++)
-    if (!x || !bit_get(x->used, g)) avail[g >> 6] |= 1ull << (g & 63);
 }
 
-/* The slab's record, made on its first foreign object: its pages then
- * take the code TS_PAGE_MIXED.  NULL when out of memory. */
+/* The slab's record, made on its first foreign object and kept until the
+ * slab's run is freed (ts_mixed_forget), so that a free may read it with
+ * no lock.  The slab's pages take the code TS_PAGE_MIXED while it hosts
+ * anything.  NULL when out of memory. */
 static ts_mixed_t *slab_maps(ts_chunk_t *chunk, ts_span_t *s) {
   unsigned head = slab_head(chunk, s);
   ts_mixed_t *m = chunk->mixed[head];
-  if (m) return m;
-  m = ts_meta_alloc(&chunk->arena->meta, sizeof *m);
-  if (!m) return NULL;
-  memset(m, 0, sizeof *m);
-  for (unsigned pg = 1; pg < s->npages; pg++) memset(page_words(chunk, s, m, pg), 0, 8 * sizeof(uint64_t));
-  chunk->mixed[head] = m;
-  for (unsigned p = head; p < head + s->npages; p++) ts_chunk_set_code(chunk, p, TS_PAGE_MIXED);
+  if (!m) {
+    if (!(m = ts_meta_alloc(&chunk->arena->meta, sizeof *m))) return NULL;
+    memset(m, 0, sizeof *m);
+    for (unsigned pg = 1; pg < s->npages; pg++) memset(page_words(chunk, s, m, pg), 0, 8 * sizeof(uint64_t));
+    __atomic_store_n(&chunk->mixed[head], m, __ATOMIC_RELEASE);
+  }
+  if (!m->nforeign)
+    for (unsigned p = head; p < head + s->npages; p++) ts_chunk_set_code(chunk, p, TS_PAGE_MIXED);
   return m;
 }
 
-static void slab_maps_drop(ts_chunk_t *chunk, ts_span_t *s) {
+/* The last foreign object left: the pages get their class's code back. */
+static void slab_maps_idle(ts_chunk_t *chunk, ts_span_t *s) {
   unsigned head = slab_head(chunk, s);
-  ts_mixed_t *m = chunk->mixed[head];
   for (unsigned p = head; p < head + s->npages; p++) ts_chunk_set_code(chunk, p, s->cls);
+}
+
+void ts_mixed_forget(ts_chunk_t *chunk, unsigned head) {
+  ts_mixed_t *m = chunk->mixed[head];
+  if (!m) return;
   chunk->mixed[head] = NULL;
   ts_meta_free(&chunk->arena->meta, m, sizeof *m);
+}
+
+/* With no lock, for a live block p: its own bits do not change until it
+ * is freed (a placed object's granules and end; a slot of the slab's own
+ * class in use has no placed granule), whatever happens around it. */
+unsigned ts_mixed_class_nolock(ts_chunk_t *chunk, const void *p) {
+  ts_span_t *s = &chunk->spans[chunk->page_head[ts_chunk_page_of(p)]];
+  ts_mixed_t *m = __atomic_load_n(&chunk->mixed[slab_head(chunk, s)], __ATOMIC_ACQUIRE);
+  size_t off = (size_t)((const char *)p - (char *)ts_slab_base(chunk, s));
+  unsigned g = (unsigned)(off >> TS_GRANULE_SHIFT), cls = s->cls, nbits = s->npages * (unsigned)TS_PAGE_GRANULES;
+  if (cls >= TS_NCLASSES || !s->is_slab || (off & ((1u << TS_GRANULE_SHIFT) - 1)) || g >= nbits)
+    return TS_PAGE_MIXED;
+  if (!m || !map_any(chunk, s, m, MAP_USED, g, 1)) return cls; /* the slab's own: checked at its flush */
+  if (g > 0 && map_any(chunk, s, m, MAP_USED, g - 1, 1) && !map_any(chunk, s, m, MAP_ENDS, g - 1, 1))
+    return TS_PAGE_MIXED; /* inside a placed object */
+  unsigned end = map_next(chunk, s, m, MAP_ENDS, g, nbits);
+  size_t size = (size_t)(end - g + 1) << TS_GRANULE_SHIFT;
+  if (end == nbits || size > TS_MIXED_MAX_SIZE) return TS_PAGE_MIXED;
+  return ts_size_to_class_compute(size);
 }
 
 /* Places up to want objects of class cls in slab s (of bin `bin`, whose
@@ -209,7 +278,9 @@ static unsigned slab_place(ts_arena_t *arena, ts_bin_t *bin, ts_chunk_t *chunk, 
       g = gap;
       continue;
     }
-    if (!m && !(m = slab_maps(chunk, s))) break;
+    /* the first object placed: a record if the slab has none, and the
+     * code that sends its frees here if it hosted nothing */
+    if (n == 0 && !(m = slab_maps(chunk, s))) break;
     bits_fill(avail, g, kf, false);
     bits_fill(x.used, g, kf, true);
     bits_fill(x.ends, g + kf - 1, 1, true);
@@ -260,7 +331,7 @@ bool ts_mixed_holes(ts_arena_t *arena) {
 unsigned ts_mixed_fill(ts_arena_t *arena, unsigned cls, void **out, unsigned want) {
   unsigned n = 0, tries = TS_MIXED_SCAN_SLABS, kf = granules_of(cls);
   unsigned first = ts_size_to_class_compute((ts_class_size[cls] + 3) / 4);
-  for (unsigned c = first; c < TS_NCLASSES && n < want && tries; c++) {
+  for (unsigned c = first; c < TS_NCLASSES && ts_class_size[c] <= TS_MIXED_MAX_SIZE && n < want && tries; c++) {
     ts_bin_t *bin = &arena->bins[c];
     if (c == cls || kf >= TS_SW_LOAD(bin->room)) continue; /* a racy peek: only a hint */
     if (pthread_mutex_trylock(&bin->lock) != 0) continue;
@@ -285,24 +356,22 @@ unsigned ts_mixed_fill(ts_arena_t *arena, unsigned cls, void **out, unsigned wan
 
 /* The class of the object at p in mixed slab s, or -1 when p starts no
  * foreign object (then it can only be one of the slab's own). */
-static int foreign_class(ts_chunk_t *chunk, ts_span_t *s, const void *p, maps_t *x) {
+static int foreign_class(ts_chunk_t *chunk, ts_span_t *s, const void *p) {
   ts_mixed_t *m = chunk->mixed[slab_head(chunk, s)];
   size_t off = (size_t)((const char *)p - (char *)ts_slab_base(chunk, s));
   if (!m || (off & ((1u << TS_GRANULE_SHIFT) - 1))) return -1;
   unsigned g = (unsigned)(off >> TS_GRANULE_SHIFT), nbits = s->npages * (unsigned)TS_PAGE_GRANULES;
-  if (g >= nbits) return -1;
-  maps_load(chunk, s, m, x);
-  if (!bit_get(x->used, g)) return -1;
-  if (g > 0 && bit_get(x->used, g - 1) && !bit_get(x->ends, g - 1)) return -1; /* inside one */
-  unsigned end = bits_next(x->ends, nbits, g, true);
+  if (g >= nbits || !map_any(chunk, s, m, MAP_USED, g, 1)) return -1;
+  if (g > 0 && map_any(chunk, s, m, MAP_USED, g - 1, 1) && !map_any(chunk, s, m, MAP_ENDS, g - 1, 1))
+    return -1; /* inside one */
+  unsigned end = map_next(chunk, s, m, MAP_ENDS, g, nbits);
   if (end == nbits) return -1;
   return (int)ts_size_to_class_compute((size_t)(end - g + 1) << TS_GRANULE_SHIFT);
 }
 
 void ts_mixed_put(ts_bin_t *bin, ts_chunk_t *chunk, ts_span_t *s, void *p, const char *fn) {
   ts_mixed_t *m = chunk->mixed[slab_head(chunk, s)];
-  maps_t x;
-  int cls = foreign_class(chunk, s, p, &x);
+  int cls = foreign_class(chunk, s, p);
   if (cls < 0) {
     pthread_mutex_unlock(&bin->lock);
     ts_fatal("%s(): invalid pointer %p (not a block of the slab of size %u it lies in)", fn, p,
@@ -310,11 +379,10 @@ void ts_mixed_put(ts_bin_t *bin, ts_chunk_t *chunk, ts_span_t *s, void *p, const
   }
   unsigned g = (unsigned)(((char *)p - (char *)ts_slab_base(chunk, s)) >> TS_GRANULE_SHIFT);
   unsigned kf = granules_of((unsigned)cls), ks = granules_of(s->cls);
-  bits_fill(x.used, g, kf, false);
-  bits_fill(x.ends, g + kf - 1, 1, false);
-  maps_store(chunk, s, m, &x);
+  map_fill(chunk, s, m, MAP_USED, g, kf, false);
+  map_fill(chunk, s, m, MAP_ENDS, g + kf - 1, 1, false);
   for (unsigned i = g / ks; i <= (g + kf - 1) / ks && i < s->nobjs; i++) {
-    if (bits_any(x.used, i * ks, ks)) continue; /* still covered by another */
+    if (used_any(chunk, s, m, i * ks, ks)) continue; /* still covered by another */
     s->freemap[i >> 6] |= 1ull << (i & 63);
     s->nfree++;
     TS_SW_ADD(bin->free_objs, 1);
@@ -324,7 +392,7 @@ void ts_mixed_put(ts_bin_t *bin, ts_chunk_t *chunk, ts_span_t *s, void *p, const
   TS_SW_ADD(bin->hosted, (uint64_t)0 - ts_class_size[cls]);
   s->room = TS_ROOM_UNKNOWN;
   TS_SW_SET(bin->room, TS_ROOM_UNKNOWN);
-  if (--m->nforeign == 0) slab_maps_drop(chunk, s);
+  if (--m->nforeign == 0) slab_maps_idle(chunk, s);
   ts_bin_settle(bin, chunk, s);
 }
 
@@ -349,8 +417,7 @@ static ts_span_t *lock_slab(ts_chunk_t *chunk, const void *p, ts_bin_t **bin_out
 void ts_mixed_free(ts_chunk_t *chunk, void *p, const char *fn) {
   ts_bin_t *bin;
   ts_span_t *s = lock_slab(chunk, p, &bin, fn);
-  maps_t x;
-  int cls = foreign_class(chunk, s, p, &x);
+  int cls = foreign_class(chunk, s, p);
   ts_tstats_t *st = ts_stats_here();
   ts_acct_small_free(st, st == &ts_stats_orphan, p, cls < 0 ? s->cls : (unsigned)cls);
   if (cls >= 0) ts_mixed_put(bin, chunk, s, p, fn);
@@ -362,8 +429,7 @@ void ts_mixed_free(ts_chunk_t *chunk, void *p, const char *fn) {
 unsigned ts_mixed_class_of(ts_chunk_t *chunk, const void *p, const char *fn) {
   ts_bin_t *bin;
   ts_span_t *s = lock_slab(chunk, p, &bin, fn);
-  maps_t x;
-  int cls = foreign_class(chunk, s, p, &x);
+  int cls = foreign_class(chunk, s, p);
   unsigned r = cls < 0 ? s->cls : (unsigned)cls;
   if (cls < 0) { /* one of the slab's own: it must start a slot in use */
     size_t off = (size_t)((const char *)p - (char *)ts_slab_base(chunk, s)), size = ts_class_size[s->cls];

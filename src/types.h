@@ -207,6 +207,8 @@ struct ts_chunk_s {
 /* The largest class placed into other classes' slabs: 1 KiB, 64 granules
  * (docs/ARCHITECTURE.md, Mixed slabs). */
 #define TS_MIXED_MAX_SIZE 1024u
+/* Placed objects a flush collects before giving them back (bin.c). */
+#define TS_MIXED_FLUSH_BATCH 64
 /* A span's `room` when no placement failed since the slab last gained free space. */
 #define TS_ROOM_UNKNOWN 255
 

@@ -257,11 +257,17 @@ TS_TEST(threads_churn_with_content_checks) {
 /* ---- misuse ---- */
 
 static void *victim;
+/* Caught at once or when the block reaches its slab (the flush that
+ * ts_purge() makes), as anywhere in tessera. */
 static void double_free(void) {
   ts_free(victim);
   ts_free(victim);
+  ts_purge();
 }
-static void interior_free(void) { ts_free((char *)victim + 16); }
+static void interior_free(void) {
+  ts_free((char *)victim + 16);
+  ts_purge();
+}
 
 /* Runs fn in a child; expects it to abort with a message that contains
  * want and names victim (or victim + 16). */

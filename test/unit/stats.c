@@ -146,10 +146,10 @@ static void check_bins_against_slabs(void) {
           p += s->npages;
         } else {
           const ts_mixed_t *m = c->mixed[p];
-          expect_true(s->is_slab && (m ? codes[p] == TS_PAGE_MIXED : codes[p] < TS_NCLASSES),
+          expect_true(s->is_slab && (m && m->nforeign ? codes[p] == TS_PAGE_MIXED : codes[p] < TS_NCLASSES),
                       "page %u of chunk %p: code %u", p, (void *)c, codes[p]);
           unsigned k = s->cls;
-          if (m) count_mixed(c, s, m, &covered[k], &hosted[k], foreign);
+          if (m && m->nforeign) count_mixed(c, s, m, &covered[k], &hosted[k], foreign);
           slabs[k]++;
           objects[k] += s->nobjs;
           free_objs[k] += s->nfree;
