@@ -52,6 +52,11 @@ if [ "${TS_BENCH_MODES:-0}" = 1 ] && [ "$HAVE_TESSERA" = 1 ]; then
     PRELOADS+=("$BUILD/libtessera.so" "$BUILD/libtessera.so")
     CONFS+=("stats_exact:true" "tags:true")
 fi
+# TS_BENCH_NOMIXED=1: also tessera with mixed slabs off, to see what
+# placing objects in other classes' slabs changes
+if [ "${TS_BENCH_NOMIXED:-0}" = 1 ] && [ "$HAVE_TESSERA" = 1 ]; then
+    NAMES+=(tessera-nomixed); PRELOADS+=("$BUILD/libtessera.so"); CONFS+=("mixed_slabs:false")
+fi
 # The name a run under allocator i reports (bench.h, frag.h): the library's.
-alloc_reported() { case $1 in tessera-exact|tessera-tags) echo tessera ;; *) echo "$1" ;; esac; }
+alloc_reported() { case $1 in tessera-exact|tessera-tags|tessera-nomixed) echo tessera ;; *) echo "$1" ;; esac; }
 NALLOC=${#NAMES[@]}

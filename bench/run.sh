@@ -17,6 +17,7 @@
 #   TS_BENCH_NOSTATS=1  also build/libtessera_nostats.so (the ledger's
 #                   counters compiled out): what the ledger costs
 #   TS_BENCH_MODES=1    also tessera with stats_exact:true and with tags:true
+#   TS_BENCH_NOMIXED=1  also tessera with mixed_slabs:false
 set -u
 
 usage() { echo "usage: $0 BUILD_DIR   (e.g. $0 build)" >&2; exit 2; }
