@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # preload/stats: the ledger from real programs.  python3 (PYTHONMALLOC=malloc,
-# so every object goes through malloc) writes JSON snapshots every 50 ms and
+# so every object goes through malloc; not -I, which would ignore it) writes JSON snapshots every 50 ms and
 # a final one at exit, with exact requested bytes and tags on; every line is
 # parsed by python3's json module and checked against docs/STATS.md's fields
 # and the ledger's identities (test/tools/check_schema.py).  sqlite3 prints
@@ -20,7 +20,7 @@ export PYTHONHASHSEED=0 PYTHONDONTWRITEBYTECODE=1
 for conf in "stats_exact:true" "tags:true" ""; do
   rm -f "$WORK"/snap.*.jsonl
   TESSERA_CONF="${conf:+$conf,}stats_interval_ms:50,stats_print:json,stats_file:$WORK/snap.%p.jsonl" \
-    PYTHONMALLOC=malloc LD_PRELOAD=$TS_LIB "$PY" -I "$script" >"$WORK/py.out" 2>"$WORK/py.err" \
+    PYTHONMALLOC=malloc PYTHONNOUSERSITE=1 LD_PRELOAD=$TS_LIB "$PY" "$script" >"$WORK/py.out" 2>"$WORK/py.err" \
     || { tail -n 20 "$WORK/py.err" >&2; fail "python3 failed with TESSERA_CONF=$conf"; }
   grep -qx done "$WORK/py.out" || fail "the script did not finish"
   grep -q 'tessera:' "$WORK/py.err" && { head "$WORK/py.err" >&2; fail "tessera printed a warning"; }
