@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # preload/redis: redis-server (Debian's, linked against jemalloc) runs with
 # tessera preloaded on a loopback port; redis-benchmark drives it, then
-# redis-cli stores and reads back values whose replies are checked.  The
+# redis-cli stores and reads back values whose replies are checked, among
+# them values whose sizes shift, which must land in mixed slabs.  The
 # server must still answer PING at the end and shut down cleanly.
 # Only 127.0.0.1 is used; every wait and every command is bounded.
 # Usage: redis.sh LIBTESSERA
@@ -47,7 +48,8 @@ for attempt in 1 2 3 4 5 6 7 8; do
   PORT=$((20000 + RANDOM % 20001))
   port_busy "$PORT" && continue
   : >"$WORK/redis.log"
-  LD_PRELOAD=$TS_LIB redis-server --port "$PORT" --bind "$HOST" --protected-mode yes \
+  TESSERA_CONF="${TESSERA_CONF:+$TESSERA_CONF,}stats_interval_ms:200,stats_file:$WORK/snap.%p.jsonl" \
+    LD_PRELOAD=$TS_LIB redis-server --port "$PORT" --bind "$HOST" --protected-mode yes \
     --save "" --appendonly no --daemonize no --dir "$WORK" --logfile "$WORK/redis.log" \
     --databases 2 &
   PID=$!
@@ -150,6 +152,43 @@ expect 3 ZADD z 1 one 2 two 3 three
 expect "$(printf 'three\ntwo\none')" ZREVRANGE z 0 -1
 expect 1 DEL biglist
 expect 25006 DBSIZE
+
+# Values whose sizes shift, as in bench/frag_redis.c: 200,000 keys of 100
+# to 400 bytes, every other one deleted, then 60,000 keys of 500 to 1000
+# bytes, which tessera places in the holes of other size classes' slabs
+# (mixed slabs; its snapshots must show some).  shift_resp PREFIX N LO HI:
+# SET PREFIX:i to "PREFIX-i-000..." of LO + (i * 7919) % (HI - LO + 1) bytes.
+shift_resp() {
+  awk -v pre="$1" -v n="$2" -v lo="$3" -v hi="$4" 'BEGIN {
+    for (i = 0; i < n; i++) {
+      k = pre ":" i
+      len = lo + (i * 7919) % (hi - lo + 1)
+      v = sprintf("%s-%d-%0" (len - length(pre) - length(i) - 2) "d", pre, i, 0)
+      printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", length(k), k, length(v), v
+    } }'
+}
+expect OK FLUSHALL # after the checks above
+shift_resp s 200000 100 400 | pipe shift-fill 200000
+awk 'BEGIN { for (i = 0; i < 200000; i += 2) { k = "s:" i; printf "*2\r\n$3\r\nDEL\r\n$%d\r\n%s\r\n", length(k), k } }' \
+  | pipe shift-del 100000
+shift_resp m 60000 500 1000 | pipe shift-refill 60000
+expect 160000 DBSIZE
+expect $((500 + 12345 * 7919 % 501)) STRLEN m:12345
+expect "m-12345-$(printf '%0*d' $((500 + 12345 * 7919 % 501 - 8)) 0)" GET m:12345
+expect $((100 + 12345 * 7919 % 301)) STRLEN s:12345
+expect "" GET s:12344
+sleep 0.5 # a snapshot after the refill
+if command -v python3 >/dev/null 2>&1; then
+  python3 - "$WORK"/snap.*.jsonl <<'PYEOF' || fail "redis-server placed no value in another class's slab"
+import json, sys
+most = 0
+for path in sys.argv[1:]:
+    for line in open(path):
+        most = max(most, sum(c["foreign"] for c in json.loads(line).get("classes", [])))
+print("  most objects placed in other classes' slabs at once:", most)
+sys.exit(0 if most > 0 else 1)
+PYEOF
+fi
 
 # Still alive, then a clean shutdown.
 expect PONG PING
