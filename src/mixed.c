@@ -7,26 +7,31 @@
  *
  * When: a bin that has no free slot left would take a new slab, and its
  * arena's slabs have holes (free bytes in resident slab pages above 1/16
- * of them, ts_mixed_holes).  Then objects of up to TS_MIXED_MAX_SIZE go
- * into runs of free granules (16 bytes) of other bins' sparse slabs (less
- * than half used), aligned as their class's own slots would be.  While a
- * heap only grows it has no holes, and classes keep to their own slabs.
+ * of them and 4 MiB, ts_mixed_holes).  Then objects of up to
+ * TS_MIXED_MAX_SIZE go into runs of free granules (16 bytes) of other
+ * bins' slabs of classes up to that size, aligned as their class's own
+ * slots would be.  While a heap only grows it has no holes, and classes
+ * keep to their own slabs.
  *
- * A slab that holds such "foreign" objects has granule maps (types.h:
- * ts_mixed_s) in chunk->mixed[head] and the page code TS_PAGE_MIXED on all
- * its pages, so the free fast path sends its blocks here: under the slab's
- * bin lock, a block that starts a foreign object goes back into the maps,
- * anything else is one of the slab's own objects (ts_bin_put).  Slots that
- * foreign objects cover are neither free nor in use by the class; when the
- * last foreign object leaves a slot it is free again, and when the last
- * leaves the slab, its maps are freed and its pages get their class's code
- * back.  Foreign objects are counted per class in arena->foreign_objs (the
- * ledger's), covered slots in their bin's `covered`.
+ * A slab that hosts such "foreign" objects has granule maps (types.h:
+ * ts_mixed_s: a record in chunk->mixed[head], kept until the slab's run is
+ * freed, and the spans of its later pages) and the page code
+ * TS_PAGE_MIXED on all its pages, so the free fast path sends its blocks
+ * to the slow path, which classifies them with no lock
+ * (ts_mixed_class_nolock: a live block's own bits are stable) and caches
+ * them as usual.  A flush gives a foreign object back under its slab's
+ * bin lock (ts_mixed_put).  Slots that foreign objects cover are neither
+ * free nor in use by the class; when the last foreign object leaves a
+ * slot it is free again, and when the last leaves the slab, its pages get
+ * their class's code back.  Foreign objects are counted per class in
+ * arena->foreign_objs, their bytes and covered slots in the hosting bin
+ * (`hosted`, `covered`): the ledger's.
  *
  * Locks: a fill holds its own bin's lock and only tries the others'
  * (pthread_mutex_trylock), so no order between bins is needed; frees and
- * flushes hold one bin lock at a time.  The granule maps come from the
- * arena's metadata blocks (side.c), whose lock is a leaf.
+ * flushes hold one bin lock at a time.  Map words and page codes that
+ * lock-free readers may see change are relaxed atomics.  Records come from
+ * the arena's metadata blocks (side.c), whose lock is a leaf.
  *
  * Off with option stats_exact: its side arrays keep a slack per slot.
  */
@@ -34,8 +39,8 @@
 
 #include <string.h>
 
-/* Slabs a fill may try to place objects in, and look at in all, before it
- * gives up and takes a new slab. */
+/* Slabs a fill may try to place objects in before it gives up and takes
+ * a new slab (slabs skipped by their `room` do not count). */
 #define TS_MIXED_SCAN_SLABS 256
 /* "Holes": free bytes in slab pages above 1/2^TS_MIXED_HOLES_SHIFT of
  * them and above TS_MIXED_HOLES_MIN: a small heap's spare and partly used
