@@ -254,6 +254,74 @@ TS_TEST(threads_churn_with_content_checks) {
   expect_no_foreign();
 }
 
+/* Blocks allocated by some threads and freed by others: placed objects
+ * travel through other threads' caches and flushes, across arenas. */
+enum { HANDOFF = 1024, HANDOFF_BLOCKS = 300000 };
+static struct {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  void *block[HANDOFF];
+  size_t len[HANDOFF];
+  unsigned head, count, produced, consumed;
+} q = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+static _Atomic unsigned handoff_placed, handoff_bad;
+
+static void *producer(void *arg) {
+  unsigned seed = (unsigned)(uintptr_t)arg;
+  for (;;) {
+    size_t len = 16 + (size_t)rand_r(&seed) % 1009;
+    void *p = ts_malloc(len);
+    ts_test_fill(p, len);
+    if (home_class(p) != ts_size_to_class(len)) atomic_fetch_add(&handoff_placed, 1);
+    pthread_mutex_lock(&q.lock);
+    while (q.count == HANDOFF && q.produced < HANDOFF_BLOCKS) pthread_cond_wait(&q.cond, &q.lock);
+    if (q.produced == HANDOFF_BLOCKS) {
+      pthread_mutex_unlock(&q.lock);
+      ts_free(p);
+      return NULL;
+    }
+    unsigned slot = (q.head + q.count) % HANDOFF;
+    q.block[slot] = p, q.len[slot] = len;
+    q.count++, q.produced++;
+    pthread_cond_broadcast(&q.cond);
+    pthread_mutex_unlock(&q.lock);
+  }
+}
+
+static void *consumer(void *arg) {
+  (void)arg;
+  for (;;) {
+    pthread_mutex_lock(&q.lock);
+    while (q.count == 0 && q.consumed < HANDOFF_BLOCKS) pthread_cond_wait(&q.cond, &q.lock);
+    if (q.consumed == HANDOFF_BLOCKS) {
+      pthread_mutex_unlock(&q.lock);
+      return NULL;
+    }
+    void *p = q.block[q.head];
+    size_t len = q.len[q.head];
+    q.head = (q.head + 1) % HANDOFF;
+    q.count--, q.consumed++;
+    pthread_cond_broadcast(&q.cond);
+    pthread_mutex_unlock(&q.lock);
+    if (!ts_test_check(p, len)) atomic_fetch_add(&handoff_bad, 1);
+    ts_free(p);
+  }
+}
+
+TS_TEST(blocks_freed_by_other_threads) {
+  make_holes(512, 32 << 20);
+  pthread_t t[4];
+  for (unsigned i = 0; i < 2; i++) assert_true(pthread_create(&t[i], NULL, producer, (void *)(uintptr_t)(i + 7)) == 0);
+  for (unsigned i = 2; i < 4; i++) assert_true(pthread_create(&t[i], NULL, consumer, NULL) == 0);
+  for (unsigned i = 0; i < 4; i++) pthread_join(t[i], NULL);
+  expect_eq(q.consumed, HANDOFF_BLOCKS);
+  expect_eq(atomic_load(&handoff_bad), 0);
+  expect_true(atomic_load(&handoff_placed) > 1000, "%u blocks placed in other classes' slabs",
+              atomic_load(&handoff_placed));
+  free_holes(512);
+  expect_no_foreign();
+}
+
 /* ---- misuse ---- */
 
 static void *victim;
@@ -334,6 +402,7 @@ int main(void) {
   ts_run(realloc_keeps_or_moves_placed_objects);
   ts_run(flushes_and_other_threads_give_placed_objects_back);
   ts_run(threads_churn_with_content_checks);
+  ts_run(blocks_freed_by_other_threads);
   ts_run(misuse_of_placed_objects_is_reported);
   ts_run(the_option_keeps_classes_apart);
   return ts_test_done();
