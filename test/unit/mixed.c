@@ -211,12 +211,32 @@ TS_TEST(flushes_and_other_threads_give_placed_objects_back) {
   expect_no_foreign();
 }
 
+/* Holes in the calling thread's own arena (threads are bound to arenas
+ * as they start, so the main thread's holes may not be theirs): 16 MiB of
+ * 512-byte blocks, every other pair freed.  thread_holes_free() frees the
+ * rest. */
+enum { THREAD_HOLES = (16 << 20) / 512 };
+static void **thread_holes(void) {
+  void **mine = malloc(THREAD_HOLES * sizeof *mine); /* the test's own memory: glibc's */
+  if (!mine) return NULL;
+  for (unsigned i = 0; i < THREAD_HOLES; i++) mine[i] = ts_malloc(512);
+  for (unsigned i = 0; i < THREAD_HOLES; i++)
+    if (i & 2) ts_free(mine[i]), mine[i] = NULL;
+  ts_purge();
+  return mine;
+}
+static void thread_holes_free(void **mine) {
+  for (unsigned i = 0; i < THREAD_HOLES && mine; i++) ts_free(mine[i]);
+  free(mine);
+}
+
 /* Many threads, each churning its own blocks of 16..1024 bytes over a
  * heap with holes, every block checked before it is freed. */
 enum { THREADS = 4, SLOTS = 4096, STEPS = 200000 };
 static _Atomic unsigned churn_placed;
 static void *churn(void *arg) {
   unsigned seed = (unsigned)(uintptr_t)arg;
+  void **mine = thread_holes();
   static __thread void *slot[SLOTS];
   static __thread size_t len[SLOTS];
   for (unsigned s = 0; s < STEPS; s++) {
@@ -224,6 +244,7 @@ static void *churn(void *arg) {
     if (slot[i]) {
       if (!ts_test_check(slot[i], len[i])) {
         expect_true(0, "block of %zu bytes at %p changed", len[i], slot[i]);
+        thread_holes_free(mine);
         return NULL;
       }
       ts_free(slot[i]);
@@ -240,17 +261,16 @@ static void *churn(void *arg) {
       expect_true(ts_test_check(slot[i], len[i]));
       ts_free(slot[i]);
     }
+  thread_holes_free(mine);
   return NULL;
 }
 
 TS_TEST(threads_churn_with_content_checks) {
-  make_holes(256, 32 << 20);
   pthread_t t[THREADS];
   for (unsigned i = 0; i < THREADS; i++)
     assert_true(pthread_create(&t[i], NULL, churn, (void *)(uintptr_t)(i + 1)) == 0);
   for (unsigned i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
   expect_true(atomic_load(&churn_placed) > 1000, "%u blocks placed in other classes' slabs", atomic_load(&churn_placed));
-  free_holes(256);
   expect_no_foreign();
 }
 
@@ -268,6 +288,7 @@ static _Atomic unsigned handoff_placed, handoff_bad;
 
 static void *producer(void *arg) {
   unsigned seed = (unsigned)(uintptr_t)arg;
+  void **mine = thread_holes();
   for (;;) {
     size_t len = 16 + (size_t)rand_r(&seed) % 1009;
     void *p = ts_malloc(len);
@@ -278,6 +299,7 @@ static void *producer(void *arg) {
     if (q.produced == HANDOFF_BLOCKS) {
       pthread_mutex_unlock(&q.lock);
       ts_free(p);
+      thread_holes_free(mine);
       return NULL;
     }
     unsigned slot = (q.head + q.count) % HANDOFF;
@@ -309,7 +331,6 @@ static void *consumer(void *arg) {
 }
 
 TS_TEST(blocks_freed_by_other_threads) {
-  make_holes(512, 32 << 20);
   pthread_t t[4];
   for (unsigned i = 0; i < 2; i++) assert_true(pthread_create(&t[i], NULL, producer, (void *)(uintptr_t)(i + 7)) == 0);
   for (unsigned i = 2; i < 4; i++) assert_true(pthread_create(&t[i], NULL, consumer, NULL) == 0);
@@ -318,7 +339,6 @@ TS_TEST(blocks_freed_by_other_threads) {
   expect_eq(atomic_load(&handoff_bad), 0);
   expect_true(atomic_load(&handoff_placed) > 1000, "%u blocks placed in other classes' slabs",
               atomic_load(&handoff_placed));
-  free_holes(512);
   expect_no_foreign();
 }
 
