@@ -27,9 +27,11 @@ typedef struct field_s {
   const char *path;
   kind_e kind;
   size_t offset;
+  bool optional; /* added by a later stats version: 0 when absent */
 } field_t;
 
-#define F(path, kind, type, member) {path, kind, offsetof(type, member)}
+#define F(path, kind, type, member) {path, kind, offsetof(type, member), false}
+#define F_SINCE(path, kind, type, member) {path, kind, offsetof(type, member), true}
 #define TOP(path, kind, member) F(path, kind, snap_t, member)
 
 static const field_t top_fields[] = {
@@ -81,6 +83,8 @@ static const field_t class_fields[] = {
     F("live", K_U64, snap_class_t, live),
     F("cached", K_U64, snap_class_t, cached),
     F("utilisation", K_DBL, snap_class_t, utilisation),
+    F_SINCE("foreign", K_U64, snap_class_t, foreign),           /* stats version 2 */
+    F_SINCE("hosted_bytes", K_U64, snap_class_t, hosted_bytes), /* stats version 2 */
 };
 
 static const field_t arena_fields[] = {
@@ -148,6 +152,7 @@ static int decode_fields(const json_t *obj, const field_t *fields, size_t n, voi
                          size_t whylen) {
   for (size_t i = 0; i < n; i++) {
     const field_t *f = &fields[i];
+    if (f->optional && !json_get(obj, f->path)) continue; /* base is zeroed */
     const json_t *v = follow(obj, f->path, where, why, whylen);
     if (!v) return -1;
     char *dst = (char *)base + f->offset;

@@ -6,8 +6,8 @@
  * every snapshot of a process's JSONL file (`tessera run`).
  *
  * Decoding is strict about the fields it knows (each must be there, with
- * its type) and ignores the ones it does not, so that a newer library's
- * additions pass.  classes, arenas and tags are optional: periodic
+ * its type, except those a version added, which read as 0 when absent) and
+ * ignores the ones it does not, so that a newer library's additions pass.  classes, arenas and tags are optional: periodic
  * snapshots leave out arenas, and tags are newer than the rest.
  */
 #ifndef TS_TOOL_SNAPSHOT_H
@@ -19,7 +19,9 @@
 
 typedef struct snap_class_s {
   uint64_t size, slabs, slab_bytes, objects, used, live, cached;
-  double utilisation;        /* live / objects */
+  double utilisation;        /* share of slab_bytes in use (stats version 2; live / objects before) */
+  uint64_t foreign;          /* objects placed in other classes' slabs (0 in version 1 snapshots) */
+  uint64_t hosted_bytes;     /* other classes' objects in this class's slabs (0 in version 1) */
 } snap_class_t;
 
 typedef struct snap_arena_s {

@@ -286,13 +286,14 @@ void summary_print_text(FILE *out, const run_result_t *r) {
   size_t top[SUMMARY_TOP];
   size_t k = top_classes(s, top);
   if (k) {
-    fprintf(out, "  top size classes by slab bytes:\n    %8s %7s %11s %10s %10s %10s %7s\n", "size", "slabs",
-            "slab bytes", "objects", "live", "cached", "util");
+    fprintf(out, "  top size classes by slab bytes:\n    %8s %7s %11s %10s %10s %10s %10s %11s %7s\n", "size",
+            "slabs", "slab bytes", "objects", "live", "cached", "placed", "hosted", "util");
     for (size_t i = 0; i < k; i++) {
       const snap_class_t *c = &s->classes[top[i]];
-      char b[32];
-      fprintf(out, "    %8llu %7llu %11s %10llu %10llu %10llu %6.1f%%\n", ull(c->size), ull(c->slabs),
-              fmt_size(b, c->slab_bytes), ull(c->objects), ull(c->live), ull(c->cached), 100.0 * c->utilisation);
+      char b[32], h[32];
+      fprintf(out, "    %8llu %7llu %11s %10llu %10llu %10llu %10llu %11s %6.1f%%\n", ull(c->size), ull(c->slabs),
+              fmt_size(b, c->slab_bytes), ull(c->objects), ull(c->live), ull(c->cached), ull(c->foreign),
+              fmt_size(h, c->hosted_bytes), 100.0 * c->utilisation);
     }
   }
   k = top_tags(s, top, SUMMARY_TOP);
@@ -327,16 +328,18 @@ void summary_print_html(FILE *out, const run_result_t *r) {
   size_t k = top_classes(s, top);
   if (k) {
     fputs("<table id=\"classes\">\n<caption>Top size classes by slab bytes</caption>\n<thead><tr><th>size</th>"
-          "<th>slabs</th><th>slab bytes</th><th>objects</th><th>live</th><th>cached</th><th>utilisation</th></tr>"
+          "<th>slabs</th><th>slab bytes</th><th>objects</th><th>live</th><th>cached</th><th>placed elsewhere</th>"
+          "<th>hosted</th><th>utilisation</th></tr>"
           "</thead>\n<tbody>\n",
           out);
     for (size_t i = 0; i < k; i++) {
       const snap_class_t *c = &s->classes[top[i]];
-      char b[32];
+      char b[32], h[32];
       fprintf(out,
-              "<tr><td>%llu</td><td>%llu</td><td>%s</td><td>%llu</td><td>%llu</td><td>%llu</td><td>%.1f%%</td></tr>\n",
+              "<tr><td>%llu</td><td>%llu</td><td>%s</td><td>%llu</td><td>%llu</td><td>%llu</td><td>%llu</td>"
+              "<td>%s</td><td>%.1f%%</td></tr>\n",
               ull(c->size), ull(c->slabs), fmt_size(b, c->slab_bytes), ull(c->objects), ull(c->live), ull(c->cached),
-              100.0 * c->utilisation);
+              ull(c->foreign), fmt_size(h, c->hosted_bytes), 100.0 * c->utilisation);
     }
     fputs("</tbody>\n</table>\n", out);
   }
@@ -408,12 +411,13 @@ void stats_print_text(FILE *out, const snap_t *s) {
           ull(s->calls_malloc), ull(s->calls_free), ull(s->calls_remote_free), ull(s->calls_calloc),
           ull(s->calls_realloc), ull(s->calls_aligned), ull(s->huge_blocks));
   if (s->nclasses) {
-    fprintf(out, "size classes in use:\n  %6s %6s %10s %10s %10s %10s %8s\n", "size", "slabs", "slab KiB", "objects",
-            "live", "cached", "util");
+    fprintf(out, "size classes in use:\n  %6s %6s %10s %10s %10s %10s %10s %10s %8s\n", "size", "slabs", "slab KiB",
+            "objects", "live", "cached", "foreign", "hosted KiB", "util");
     for (size_t i = 0; i < s->nclasses; i++) {
       const snap_class_t *k = &s->classes[i];
-      fprintf(out, "  %6llu %6llu %10llu %10llu %10llu %10llu %7.1f%%\n", ull(k->size), ull(k->slabs),
-              ull(k->slab_bytes >> 10), ull(k->objects), ull(k->live), ull(k->cached), 100 * k->utilisation);
+      fprintf(out, "  %6llu %6llu %10llu %10llu %10llu %10llu %10llu %10llu %7.1f%%\n", ull(k->size), ull(k->slabs),
+              ull(k->slab_bytes >> 10), ull(k->objects), ull(k->live), ull(k->cached), ull(k->foreign),
+              ull(k->hosted_bytes >> 10), 100 * k->utilisation);
     }
   } else if (!s->has_classes) {
     fprintf(out, "(no size classes in this snapshot)\n");

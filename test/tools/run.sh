@@ -141,6 +141,20 @@ expect_rc 0 stats_tags "$TOOL" stats tags.json
 has stats_tags.out '\(periodic snapshot' '^\(no arenas in this snapshot' '^tags by requested bytes:$'
 [ "$(grep -A3 '^tags by' stats_tags.out | tail -n 2 | awk '{print $NF}' | tr '\n' ' ')" = "sessionsé cache " ] \
   || fail "tags not sorted by requested bytes: $(grep -A3 '^tags by' stats_tags.out)"
+# a version 1 snapshot, whose classes have no foreign / hosted_bytes: read as 0
+python3 - out.jsonl >v1.json <<'EOF'
+import json, sys
+snap = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+snap["stats_version"] = 1
+for c in snap.get("classes", []):
+    c.pop("foreign"), c.pop("hosted_bytes")
+print(json.dumps(snap))
+EOF
+expect_rc 0 stats_v1 "$TOOL" stats v1.json
+has stats_v1.out '\(final snapshot, stats version 1\)$' '^size classes in use:$'
+tail -n 1 out.jsonl | sed 's/"foreign":[0-9]*/"foreign":-1/' >foreign.json
+expect_rc 1 foreign "$TOOL" stats foreign.json
+has foreign.err 'foreign\.json: line 1: classes\[0\]: field "foreign" is a number out of range or with a sign'
 # bad files: status 1 and a message naming the file and the fault
 printf '{"tessera": "0.1.0", "requested_bytes": }\n' >bad.json
 expect_rc 1 bad "$TOOL" stats bad.json
