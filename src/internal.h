@@ -134,7 +134,8 @@ bool ts_mixed_holes(ts_arena_t *arena);
 /* With bin cls's lock: up to want objects of class cls placed in other
  * bins' sparse slabs; returns how many. */
 unsigned ts_mixed_fill(ts_arena_t *arena, unsigned cls, void **out, unsigned want);
-/* A block on a TS_PAGE_MIXED page (takes its slab's bin lock). */
+/* A block on a TS_PAGE_MIXED page that ts_mixed_class_nolock could not
+ * classify: sorted out, or reported, under its slab's bin lock. */
 void ts_mixed_free(ts_chunk_t *chunk, void *p, const char *fn);
 /* With no lock: the class of p, a live block on a mixed page: of the
  * object placed there that p starts, else of the slab (one of its own, or

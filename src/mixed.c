@@ -175,19 +175,16 @@ static unsigned map_next(ts_chunk_t *chunk, const ts_span_t *s, ts_mixed_t *m, u
   return nbits;
 }
 
-static bool used_any(ts_chunk_t *chunk, const ts_span_t *s, ts_mixed_t *m, unsigned lo, unsigned n) {
-  return map_any(chunk, s, m, MAP_USED, lo, n);
-}
 
 bool ts_mixed_slot_covered(ts_chunk_t *chunk, const ts_span_t *s, unsigned i) {
   ts_mixed_t *m = chunk->mixed[slab_head(chunk, s)];
   unsigned k = granules_of(s->cls);
-  return m && used_any(chunk, s, m, i * k, k);
+  return m && map_any(chunk, s, m, MAP_USED, i * k, k);
 }
 
 bool ts_mixed_page_used(ts_chunk_t *chunk, const ts_span_t *s, unsigned pg) {
   ts_mixed_t *m = chunk->mixed[slab_head(chunk, s)];
-  return m && used_any(chunk, s, m, pg * (unsigned)TS_PAGE_GRANULES, (unsigned)TS_PAGE_GRANULES);
+  return m && map_any(chunk, s, m, MAP_USED, pg * (unsigned)TS_PAGE_GRANULES, (unsigned)TS_PAGE_GRANULES);
 }
 
 /* The granules of slab s free for a foreign object: free slots, the
@@ -240,6 +237,24 @@ void ts_mixed_forget(ts_chunk_t *chunk, unsigned head) {
   ts_meta_free(&chunk->arena->meta, m, sizeof *m);
 }
 
+/* What the maps m of slab s say of p: the class of the placed object it
+ * starts, FOREIGN_NONE when no placed object uses its granule (then it can
+ * only be one of the slab's own), FOREIGN_BAD when p lies inside a placed
+ * object (or the maps are not a placed object's). */
+enum { FOREIGN_NONE = -1, FOREIGN_BAD = -2 };
+static int foreign_class(ts_chunk_t *chunk, const ts_span_t *s, ts_mixed_t *m, const void *p) {
+  size_t off = (size_t)((const char *)p - (char *)ts_slab_base(chunk, s));
+  unsigned g = (unsigned)(off >> TS_GRANULE_SHIFT), nbits = s->npages * (unsigned)TS_PAGE_GRANULES;
+  if (off & ((1u << TS_GRANULE_SHIFT) - 1)) return FOREIGN_NONE; /* its slot reports it at flush */
+  if (!m || g >= nbits || !map_any(chunk, s, m, MAP_USED, g, 1)) return FOREIGN_NONE;
+  if (g > 0 && map_any(chunk, s, m, MAP_USED, g - 1, 1) && !map_any(chunk, s, m, MAP_ENDS, g - 1, 1))
+    return FOREIGN_BAD;
+  unsigned end = map_next(chunk, s, m, MAP_ENDS, g, nbits);
+  size_t size = (size_t)(end - g + 1) << TS_GRANULE_SHIFT;
+  if (end == nbits || size > TS_MIXED_MAX_SIZE) return FOREIGN_BAD;
+  return (int)ts_size_to_class_compute(size);
+}
+
 /* With no lock, for a live block p: its own bits do not change until it
  * is freed (a placed object's granules and end; a slot of the slab's own
  * class in use has no placed granule), whatever happens around it. */
@@ -247,16 +262,10 @@ unsigned ts_mixed_class_nolock(ts_chunk_t *chunk, const void *p) {
   ts_span_t *s = &chunk->spans[chunk->page_head[ts_chunk_page_of(p)]];
   ts_mixed_t *m = __atomic_load_n(&chunk->mixed[slab_head(chunk, s)], __ATOMIC_ACQUIRE);
   size_t off = (size_t)((const char *)p - (char *)ts_slab_base(chunk, s));
-  unsigned g = (unsigned)(off >> TS_GRANULE_SHIFT), cls = s->cls, nbits = s->npages * (unsigned)TS_PAGE_GRANULES;
-  if (cls >= TS_NCLASSES || !s->is_slab || (off & ((1u << TS_GRANULE_SHIFT) - 1)) || g >= nbits)
-    return TS_PAGE_MIXED;
-  if (!m || !map_any(chunk, s, m, MAP_USED, g, 1)) return cls; /* the slab's own: checked at its flush */
-  if (g > 0 && map_any(chunk, s, m, MAP_USED, g - 1, 1) && !map_any(chunk, s, m, MAP_ENDS, g - 1, 1))
-    return TS_PAGE_MIXED; /* inside a placed object */
-  unsigned end = map_next(chunk, s, m, MAP_ENDS, g, nbits);
-  size_t size = (size_t)(end - g + 1) << TS_GRANULE_SHIFT;
-  if (end == nbits || size > TS_MIXED_MAX_SIZE) return TS_PAGE_MIXED;
-  return ts_size_to_class_compute(size);
+  if (s->cls >= TS_NCLASSES || !s->is_slab || off >= (size_t)s->npages << TS_PAGE_SHIFT) return TS_PAGE_MIXED;
+  int cls = foreign_class(chunk, s, m, p);
+  if (cls == FOREIGN_NONE) return s->cls; /* the slab's own: checked at its flush */
+  return cls == FOREIGN_BAD ? TS_PAGE_MIXED : (unsigned)cls;
 }
 
 /* Places up to want objects of class cls in slab s (of bin `bin`, whose
@@ -359,24 +368,10 @@ unsigned ts_mixed_fill(ts_arena_t *arena, unsigned cls, void **out, unsigned wan
   return n;
 }
 
-/* The class of the object at p in mixed slab s, or -1 when p starts no
- * foreign object (then it can only be one of the slab's own). */
-static int foreign_class(ts_chunk_t *chunk, ts_span_t *s, const void *p) {
-  ts_mixed_t *m = chunk->mixed[slab_head(chunk, s)];
-  size_t off = (size_t)((const char *)p - (char *)ts_slab_base(chunk, s));
-  if (!m || (off & ((1u << TS_GRANULE_SHIFT) - 1))) return -1;
-  unsigned g = (unsigned)(off >> TS_GRANULE_SHIFT), nbits = s->npages * (unsigned)TS_PAGE_GRANULES;
-  if (g >= nbits || !map_any(chunk, s, m, MAP_USED, g, 1)) return -1;
-  if (g > 0 && map_any(chunk, s, m, MAP_USED, g - 1, 1) && !map_any(chunk, s, m, MAP_ENDS, g - 1, 1))
-    return -1; /* inside one */
-  unsigned end = map_next(chunk, s, m, MAP_ENDS, g, nbits);
-  if (end == nbits) return -1;
-  return (int)ts_size_to_class_compute((size_t)(end - g + 1) << TS_GRANULE_SHIFT);
-}
 
 void ts_mixed_put(ts_bin_t *bin, ts_chunk_t *chunk, ts_span_t *s, void *p, const char *fn) {
   ts_mixed_t *m = chunk->mixed[slab_head(chunk, s)];
-  int cls = foreign_class(chunk, s, p);
+  int cls = foreign_class(chunk, s, m, p);
   if (cls < 0) {
     pthread_mutex_unlock(&bin->lock);
     ts_fatal("%s(): invalid pointer %p (not a block of the slab of size %u it lies in)", fn, p,
@@ -387,7 +382,7 @@ void ts_mixed_put(ts_bin_t *bin, ts_chunk_t *chunk, ts_span_t *s, void *p, const
   map_fill(chunk, s, m, MAP_USED, g, kf, false);
   map_fill(chunk, s, m, MAP_ENDS, g + kf - 1, 1, false);
   for (unsigned i = g / ks; i <= (g + kf - 1) / ks && i < s->nobjs; i++) {
-    if (used_any(chunk, s, m, i * ks, ks)) continue; /* still covered by another */
+    if (map_any(chunk, s, m, MAP_USED, i * ks, ks)) continue; /* still covered by another */
     s->freemap[i >> 6] |= 1ull << (i & 63);
     s->nfree++;
     TS_SW_ADD(bin->free_objs, 1);
@@ -422,7 +417,12 @@ static ts_span_t *lock_slab(ts_chunk_t *chunk, const void *p, ts_bin_t **bin_out
 void ts_mixed_free(ts_chunk_t *chunk, void *p, const char *fn) {
   ts_bin_t *bin;
   ts_span_t *s = lock_slab(chunk, p, &bin, fn);
-  int cls = foreign_class(chunk, s, p);
+  int cls = foreign_class(chunk, s, chunk->mixed[slab_head(chunk, s)], p);
+  if (cls == FOREIGN_BAD) {
+    pthread_mutex_unlock(&bin->lock);
+    ts_fatal("%s(): invalid pointer %p (inside a block placed in a slab of size %u)", fn, p,
+             (unsigned)ts_class_size[s->cls]);
+  }
   ts_tstats_t *st = ts_stats_here();
   ts_acct_small_free(st, st == &ts_stats_orphan, p, cls < 0 ? s->cls : (unsigned)cls);
   if (cls >= 0) ts_mixed_put(bin, chunk, s, p, fn);
@@ -434,7 +434,7 @@ void ts_mixed_free(ts_chunk_t *chunk, void *p, const char *fn) {
 unsigned ts_mixed_class_of(ts_chunk_t *chunk, const void *p, const char *fn) {
   ts_bin_t *bin;
   ts_span_t *s = lock_slab(chunk, p, &bin, fn);
-  int cls = foreign_class(chunk, s, p);
+  int cls = foreign_class(chunk, s, chunk->mixed[slab_head(chunk, s)], p);
   unsigned r = cls < 0 ? s->cls : (unsigned)cls;
   if (cls < 0) { /* one of the slab's own: it must start a slot in use */
     size_t off = (size_t)((const char *)p - (char *)ts_slab_base(chunk, s)), size = ts_class_size[s->cls];
