@@ -108,11 +108,22 @@ void ts_chunk_mark_free(ts_chunk_t *chunk, unsigned head, unsigned npages) {
   chunk->arena->active_pages -= npages;
 }
 
+void ts_chunk_mark_clean(ts_chunk_t *chunk, unsigned head, unsigned npages) {
+  unsigned n = chunk_bits_clear(chunk->dirty_map, head, npages);
+  chunk_bits_clear(chunk->young_map, head, npages);
+  chunk->dirty_pages -= n;
+  chunk->arena->dirty_pages -= n;
+}
+
 /* Returns the dirty pages of the chunk selected by which to the kernel, a
- * maximal range per madvise call, counting them in ts_pages_returned. */
-void ts_chunk_purge(ts_chunk_t *chunk, enum ts_purge_which_e which) {
+ * maximal range per madvise call, counting them in ts_pages_returned.
+ * Only ranges of at least min_run pages are purged, lowest first, until
+ * at least max_pages pages are (a range is purged whole); returns the
+ * pages purged. */
+size_t ts_chunk_purge(ts_chunk_t *chunk, enum ts_purge_which_e which, unsigned min_run, size_t max_pages) {
   unsigned p = chunk->first_page;
-  while (p < TS_CHUNK_PAGES) {
+  size_t purged = 0;
+  while (p < TS_CHUNK_PAGES && purged < max_pages) {
     uint64_t w = chunk->dirty_map[p >> 6];
     if (which == TS_PURGE_OLD) w &= ~chunk->young_map[p >> 6];
     w &= ~0ull << (p & 63);
@@ -129,6 +140,10 @@ void ts_chunk_purge(ts_chunk_t *chunk, enum ts_purge_which_e which) {
       if (!(dw & bit)) break;
       end++;
     }
+    if (end - start < min_run) {
+      p = end;
+      continue;
+    }
     ts_os_purge(ts_chunk_page_addr(chunk, start), (size_t)(end - start) << TS_PAGE_SHIFT);
     unsigned n = chunk_bits_clear(chunk->dirty_map, start, end - start);
     chunk_bits_clear(chunk->young_map, start, end - start);
@@ -136,8 +151,10 @@ void ts_chunk_purge(ts_chunk_t *chunk, enum ts_purge_which_e which) {
     chunk->arena->dirty_pages -= n;
     ts_pages_returned += n;
     atomic_fetch_add_explicit(&ts_pages_returned_total, n, memory_order_relaxed);
+    purged += n;
     p = end;
   }
+  return purged;
 }
 
 /* The purger's tick: what was young is old now. */

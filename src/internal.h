@@ -103,7 +103,11 @@ void ts_chunk_delete(ts_chunk_t *chunk);
 void ts_chunk_mark_used(ts_chunk_t *chunk, unsigned head, unsigned npages);
 void ts_chunk_mark_free(ts_chunk_t *chunk, unsigned head, unsigned npages);
 bool ts_chunk_is_empty(const ts_chunk_t *chunk);
-void ts_chunk_purge(ts_chunk_t *chunk, enum ts_purge_which_e which);
+/* Free pages known not to be resident (purged inside a slab) are not dirty. */
+void ts_chunk_mark_clean(ts_chunk_t *chunk, unsigned head, unsigned npages);
+/* Purges dirty ranges of at least min_run pages until max_pages are purged;
+ * returns the pages purged.  (chunk, which, 1, SIZE_MAX): every one. */
+size_t ts_chunk_purge(ts_chunk_t *chunk, enum ts_purge_which_e which, unsigned min_run, size_t max_pages);
 /* Pages this thread gave back to the OS, by purging or by unmapping a
  * chunk (its dirty pages and header): what ts_purge() reports. */
 extern __thread size_t ts_pages_returned;
