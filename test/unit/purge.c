@@ -222,13 +222,15 @@ TS_TEST(dirty_cap_holds_under_burst) {
   ts_purge();
 }
 
+static bool page_bit(const uint64_t *map, unsigned page) { return (map[page >> 6] >> (page & 63)) & 1; }
+
 /* Whether every page of the run at p is dirty (free, not yet purged). */
 static bool run_all_dirty(void *p, size_t bytes) {
   ts_chunk_t *c = ts_chunk_of(p);
   unsigned first = ts_chunk_page_of(p), n = (unsigned)(bytes >> TS_PAGE_SHIFT);
   bool all = true;
   pthread_mutex_lock(&c->arena->lock);
-  for (unsigned pg = first; pg < first + n && all; pg++) all = (c->dirty_map[pg >> 6] >> (pg & 63)) & 1;
+  for (unsigned pg = first; pg < first + n && all; pg++) all = page_bit(c->dirty_map, pg);
   pthread_mutex_unlock(&c->arena->lock);
   return all;
 }
@@ -335,8 +337,7 @@ TS_TEST(slab_pages_purged_inside_are_not_dirty) {
   pthread_mutex_lock(&arena->lock);
   unsigned dirty_purged = 0, dirty_other = 0;
   for (unsigned pg = 0; pg < npages; pg++) {
-    bool free_page = (chunk->free_map[(head + pg) >> 6] >> ((head + pg) & 63)) & 1;
-    bool dirty = (chunk->dirty_map[(head + pg) >> 6] >> ((head + pg) & 63)) & 1;
+    bool free_page = page_bit(chunk->free_map, head + pg), dirty = page_bit(chunk->dirty_map, head + pg);
     expect_true(free_page, "page %u of the freed slab is not free", pg);
     if ((purged >> pg) & 1) dirty_purged += dirty;
     else dirty_other += dirty;
