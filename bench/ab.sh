@@ -18,8 +18,10 @@ for f in "$OLD" "$NEW" "$BENCH/bench_server" "$BENCH/bench_frag_cache" "$BENCH/b
 done
 command -v perf >/dev/null || { echo "ab.sh: perf not found (apt-get install linux-perf)" >&2; exit 2; }
 
-# field NAME: the value of NAME=... (a word of its own) in the input line
-field() { sed -n "s/\(^\|.* \)$1=\([0-9.]*\).*/\2/p" | head -1; }
+# field NAME: the value of NAME=... (a word of its own) in the first input
+# line that has it; fields NAME: in every such line
+fields() { sed -n "s/\(^\|.* \)$1=\([0-9.]*\).*/\2/p"; }
+field() { fields "$1" | head -1; }
 out=$(mktemp)
 for r in $(seq "$RUNS"); do
     for v in old new; do
@@ -40,7 +42,7 @@ echo
 for v in old new; do
     printf '%s:' "$v"
     for k in server_s cache_s cache_faults busy_end_s busy_rss_live busy_peak_mib; do
-        grep "^$v " "$out" | field "$k" | sort -g |
+        grep "^$v " "$out" | fields "$k" | sort -g |
             awk -v k="$k" '{ a[NR] = $1 } END { printf " %s median %s (%s-%s)", k, a[int((NR + 1) / 2)], a[1], a[NR] }'
     done
     echo

@@ -19,6 +19,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <string.h>
 
 ts_arena_t ts_arenas[TS_ARENAS_MAX];
 unsigned ts_narenas;
@@ -27,8 +28,8 @@ void ts_arena_init(ts_arena_t *arena, unsigned index) {
   pthread_mutex_init(&arena->lock, NULL);
   arena->chunks = NULL;
   arena->spare_chunk = NULL;
-  for (unsigned i = 0; i < TS_RUN_LISTS; i++) arena->free_runs[i] = NULL;
-  for (unsigned i = 0; i < TS_RUN_LISTS / 64; i++) arena->free_runs_nonempty[i] = 0;
+  memset(arena->free_runs, 0, sizeof arena->free_runs);
+  memset(arena->free_runs_nonempty, 0, sizeof arena->free_runs_nonempty);
   arena->index = index;
   atomic_init(&arena->xthreads, 0);
   atomic_init(&arena->large_pages, 0);
@@ -112,6 +113,7 @@ void ts_arena_run_free_locked(ts_chunk_t *chunk, unsigned head) {
    * ts_purge() reported 2.2 MiB more than RSS lost) */
   for (unsigned pg = 0; purged >> pg; pg++)
     if ((purged >> pg) & 1) ts_chunk_mark_clean(chunk, head + pg, 1);
+  if (purged) ts_run_recheck(arena, chunk, head);
   if (!empty) {
     ts_purge_after_free(arena);
     return;

@@ -151,6 +151,7 @@ size_t ts_chunk_purge(ts_chunk_t *chunk, enum ts_purge_which_e which, unsigned m
     chunk->arena->dirty_pages -= n;
     ts_pages_returned += n;
     atomic_fetch_add_explicit(&ts_pages_returned_total, n, memory_order_relaxed);
+    ts_run_recheck(chunk->arena, chunk, start); /* the run holding them may be clean now */
     purged += n;
     p = end;
   }

@@ -120,6 +120,9 @@ void ts_run_add_chunk(ts_arena_t *arena, ts_chunk_t *chunk);
 void ts_run_remove_chunk(ts_arena_t *arena, ts_chunk_t *chunk);   /* chunk must be empty */
 ts_span_t *ts_run_alloc(ts_arena_t *arena, unsigned npages, unsigned align_pages); /* NULL: no room */
 bool ts_run_free(ts_arena_t *arena, ts_chunk_t *chunk, unsigned head, unsigned npages); /* true: chunk now empty */
+/* After dirty pages of the free run holding page were purged: moves the
+ * run to the clean set if none of its pages is dirty now. */
+void ts_run_recheck(ts_arena_t *arena, ts_chunk_t *chunk, unsigned page);
 bool ts_run_grow(ts_arena_t *arena, ts_chunk_t *chunk, unsigned head, unsigned old_pages, unsigned new_pages);
 
 /* ---- slab.c: objects of one class inside a run ---- */

@@ -82,8 +82,9 @@ static size_t purge_cap_pages(const ts_arena_t *arena) {
 #define TS_DIRTY_KEEP_SHIFT 2
 
 /* Purges young dirty pages of the arena until at most target are left:
- * the longest ranges first (fewest calls per page, and a long free run is
- * the one a best-fit allocator reuses last), down to single pages. */
+ * the longest ranges first (fewest calls per page; the shortest first,
+ * which large requests cannot reuse, changed the cache pattern's page
+ * faults by 3%, within their spread), down to single pages. */
 static void purge_young_to(ts_arena_t *arena, size_t target) {
   static const unsigned min_runs[] = {256, 64, 16, 4, 1};
   for (unsigned r = 0; r < sizeof min_runs / sizeof min_runs[0]; r++)

@@ -145,12 +145,12 @@ typedef struct ts_chunk_s ts_chunk_t;
  *   full (nfree == 0);
  * objects handed to thread caches count as allocated. */
 typedef struct ts_span_s {
-  struct ts_span_s *next; /* bin list links */
+  struct ts_span_s *next; /* bin list links; a free run: its index list (run.c) */
   struct ts_span_s *prev;
   uint32_t npages;        /* pages in the run */
   uint8_t is_slab;        /* 1 for a slab, 0 for a large run */
   uint8_t cls;            /* size class of a slab */
-  uint8_t list;           /* bin list the slab is on, TS_BIN_NOLIST if none */
+  uint8_t list;           /* slab: bin list it is on, TS_BIN_NOLIST if none; free run: its set (run.c) */
   uint8_t room;           /* slab: no run of free granules this long or longer (mixed.c); 255: unknown */
   uint16_t nfree;         /* free objects in the slab */
   uint16_t nobjs;         /* objects the slab holds */
@@ -335,13 +335,15 @@ typedef struct ts_bin_s {
 } ts_bin_t;
 
 
-/* Free runs are indexed by length (run.c): one list per page count. */
+/* Free runs are indexed by length (run.c): one list per page count, in
+ * two sets: runs with at least one dirty (resident) page, and clean runs. */
 #define TS_RUN_LISTS TS_CHUNK_PAGES
+enum ts_run_set_e { TS_RUNS_CLEAN, TS_RUNS_DIRTY, TS_RUN_SETS };
 
 struct ts_arena_s {
   pthread_mutex_t lock;     /* chunks, page runs */
-  ts_span_t *free_runs[TS_RUN_LISTS];           /* list i: free runs of i + 1 pages */
-  uint64_t free_runs_nonempty[TS_RUN_LISTS / 64];
+  ts_span_t *free_runs[TS_RUN_SETS][TS_RUN_LISTS]; /* [set][i]: free runs of i + 1 pages */
+  uint64_t free_runs_nonempty[TS_RUN_SETS][TS_RUN_LISTS / 64];
   ts_chunk_t *chunks;       /* address-ordered */
   ts_chunk_t *spare_chunk;  /* an empty chunk kept mapped, or NULL */
   unsigned index;

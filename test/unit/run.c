@@ -10,13 +10,19 @@ static ts_arena_t arena;
 /* Checks the index against the chunk's bitmap; returns free runs seen. */
 static unsigned check_index(ts_chunk_t *c) {
   unsigned runs = 0, pages = 0;
+  for (unsigned set = 0; set < TS_RUN_SETS; set++)
   for (unsigned l = 0; l < TS_RUN_LISTS; l++) {
-    bool nonempty = (arena.free_runs_nonempty[l >> 6] >> (l & 63)) & 1;
-    expect_eq(nonempty, arena.free_runs[l] != NULL);
-    for (ts_span_t *s = arena.free_runs[l]; s; s = s->next) {
+    bool nonempty = (arena.free_runs_nonempty[set][l >> 6] >> (l & 63)) & 1;
+    expect_eq(nonempty, arena.free_runs[set][l] != NULL);
+    for (ts_span_t *s = arena.free_runs[set][l]; s; s = s->next) {
       if (ts_chunk_of(s) != c) continue;
       unsigned head = (unsigned)(s - c->spans);
       expect_eq(s->npages, l + 1);
+      expect_eq(s->list, set);
+      /* the dirty set holds exactly the runs with a dirty page */
+      bool dirty = false;
+      for (unsigned p = head; p < head + s->npages; p++) dirty |= (c->dirty_map[p >> 6] >> (p & 63)) & 1;
+      expect_true(dirty == (set == TS_RUNS_DIRTY), "run at page %u in set %u", head, set);
       expect_eq(c->spans[head + s->npages - 1].npages, s->npages);
       for (unsigned p = head; p < head + s->npages; p++) expect_true((c->free_map[p >> 6] >> (p & 63)) & 1, "page %u", p);
       /* maximal: neighbours are used */
@@ -60,10 +66,10 @@ TS_TEST(split_and_coalesce) {
   /* freeing b merges with the 6-page hole on its left: 11 pages */
   expect_true(!ts_run_free(&arena, c, f + 10, 5));
   expect_eq(check_index(c), 2);
-  expect_true(arena.free_runs[10] != NULL);
+  expect_true(arena.free_runs[TS_RUNS_DIRTY][10] != NULL);
   /* freeing e merges everything before d: 15 pages */
   expect_true(!ts_run_free(&arena, c, f, 4));
-  expect_true(arena.free_runs[14] != NULL);
+  expect_true(arena.free_runs[TS_RUNS_DIRTY][14] != NULL);
   /* growing d in place fails (g follows), growing g works */
   expect_true(!ts_run_grow(&arena, c, f + 15, 20, 21));
   expect_true(ts_run_grow(&arena, c, f + 35, 12, 40));
@@ -93,10 +99,63 @@ TS_TEST(largest_run_fits_in_a_chunk) {
   expect_true(ts_run_alloc(&arena, TS_CHUNK_PAGES, 1) == NULL);
 }
 
+/* Resident (dirty) free pages are reused before clean ones, even when a
+ * clean run fits better, from the run's first dirty page; purging moves a
+ * run to the clean set once none of its pages is dirty. */
+TS_TEST(dirty_runs_first) {
+  ts_arena_init(&arena, 0);
+  ts_chunk_t *c = ts_chunk_new(&arena);
+  assert_true(c != NULL);
+  ts_run_add_chunk(&arena, c);
+  unsigned f = c->first_page;
+  ts_span_t *a = ts_run_alloc(&arena, 10, 1);
+  ts_span_t *b = ts_run_alloc(&arena, 10, 1);
+  ts_span_t *d = ts_run_alloc(&arena, 10, 1);
+  assert_true(a && b && d);
+  expect_eq(head_of(c, d), f + 20);
+  /* a's pages freed and purged: a clean 10-page hole before b */
+  expect_true(!ts_run_free(&arena, c, f, 10));
+  expect_eq(ts_chunk_purge(c, TS_PURGE_ALL, 1, SIZE_MAX), 10);
+  check_index(c);
+  expect_true(arena.free_runs[TS_RUNS_CLEAN][9] != NULL, "a's hole is clean");
+  /* d's pages freed: dirty, merged with the (clean) rest of the chunk */
+  expect_true(!ts_run_free(&arena, c, f + 20, 10));
+  check_index(c);
+  /* 6 pages: best fit alone would take a's clean hole; the dirty run wins,
+   * at its first dirty page */
+  ts_span_t *e = ts_run_alloc(&arena, 6, 1);
+  expect_eq(head_of(c, e), f + 20);
+  check_index(c);
+  /* the 4 dirty pages left are taken before the clean hole too */
+  ts_span_t *g = ts_run_alloc(&arena, 4, 1);
+  expect_eq(head_of(c, g), f + 26);
+  check_index(c);
+  /* no dirty page left: best fit among clean runs */
+  ts_span_t *h = ts_run_alloc(&arena, 8, 1);
+  expect_eq(head_of(c, h), f); /* into a's clean hole, the best clean fit */
+  check_index(c);
+  /* a dirty run whose first dirty page lies past where a request would
+   * start is carved at its end, so that it still takes the dirty pages:
+   * b's 10 dirty pages merge with h's 2 clean ones into 12 */
+  expect_true(!ts_run_free(&arena, c, f + 10, 10));
+  check_index(c);
+  ts_span_t *k = ts_run_alloc(&arena, 11, 1);
+  expect_eq(head_of(c, k), f + 9);
+  check_index(c);
+  /* g's pages freed merge with the clean rest of the chunk; purging them
+   * makes every free run clean */
+  expect_true(!ts_run_free(&arena, c, f + 26, 4));
+  check_index(c);
+  expect_eq(ts_chunk_purge(c, TS_PURGE_ALL, 1, SIZE_MAX), 4);
+  check_index(c);
+  for (unsigned w = 0; w < TS_RUN_LISTS / 64; w++) expect_eq(arena.free_runs_nonempty[TS_RUNS_DIRTY][w], 0);
+}
+
 int main(void) {
   ts_init_slow();
   ts_opt.background_thread = false; /* exact bin and arena states: no purger */
   ts_run(split_and_coalesce);
   ts_run(largest_run_fits_in_a_chunk);
+  ts_run(dirty_runs_first);
   return ts_test_done();
 }
