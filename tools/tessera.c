@@ -44,7 +44,7 @@ static const char help_text[] =
     "                     PATH.so: preload that library instead, RSS only\n"
     "  --fast             do not ask for exact requested bytes (stats_exact:true).\n"
     "                     Exact counting sends every allocator call down the slow\n"
-    "                     path: allocation-heavy programs run 1.2 to 4.7x slower.\n"
+    "                     path: allocation-heavy programs run 1.2 to 4.8x slower.\n"
     "                     Without it, small blocks count at their size class.\n"
     "\n"
     "  The ledger's options go to the program in TESSERA_CONF, before any\n"

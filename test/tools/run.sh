@@ -17,7 +17,7 @@ expect_rc 0 version "$TOOL" --version
 want=$(sed -n 's/^#define TESSERA_VERSION "\(.*\)"$/tessera \1/p' "$HERE/../../include/tessera.h")
 [ "$(cat version.out)" = "$want" ] || fail "--version says '$(cat version.out)', tessera.h '$want'"
 expect_rc 0 help "$TOOL" --help
-has help.out '^usage: tessera run' 'tessera stats FILE' '1\.2 to 4\.7x slower' 'TESSERA_LIB' '--allocator'
+has help.out '^usage: tessera run' 'tessera stats FILE' '1\.2 to 4\.8x slower' 'TESSERA_LIB' '--allocator'
 expect_rc 2 noargs "$TOOL"
 expect_rc 2 badcmd "$TOOL" frobnicate
 has badcmd.err "unknown command 'frobnicate'" '^usage:'
