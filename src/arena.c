@@ -6,7 +6,8 @@
  * There are ts_narenas arenas, one per CPU the process may run on (at most
  * TS_ARENAS_MAX); each thread is bound at its first allocation to the arena
  * with the fewest bound threads and unbound when it exits.  Page runs come
- * from the arena's free-run index (run.c: best fit over all its chunks); a
+ * from the arena's free-run index (run.c: best fit over all its chunks,
+ * among runs with resident pages first); a
  * new chunk is mapped only when no free run fits.  An arena keeps at most
  * one empty chunk mapped (spare_chunk); a second empty one is unmapped at
  * once.  Chunks are listed in address order.

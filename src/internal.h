@@ -106,7 +106,9 @@ bool ts_chunk_is_empty(const ts_chunk_t *chunk);
 /* Free pages known not to be resident (purged inside a slab) are not dirty. */
 void ts_chunk_mark_clean(ts_chunk_t *chunk, unsigned head, unsigned npages);
 /* Purges dirty ranges of at least min_run pages until max_pages are purged;
- * returns the pages purged.  (chunk, which, 1, SIZE_MAX): every one. */
+ * returns the pages purged.  (chunk, which, 1, SIZE_MAX): every one.  The
+ * chunk's free runs must be in its arena's index (ts_run_recheck moves the
+ * runs it purged). */
 size_t ts_chunk_purge(ts_chunk_t *chunk, enum ts_purge_which_e which, unsigned min_run, size_t max_pages);
 /* Pages this thread gave back to the OS, by purging or by unmapping a
  * chunk (its dirty pages and header): what ts_purge() reports. */

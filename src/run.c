@@ -18,7 +18,8 @@
  *   a free run is in the dirty set  <=>  one of its pages is in dirty_map
  * (span->list of its head page names the set).  A request takes the
  * smallest dirty run that fits, and only if there is none the smallest
- * clean one, carving at the run's first dirty page: a page reused while
+ * clean one (aligned requests: the smallest of either set), carving at the
+ * run's first dirty page: a page reused while
  * resident costs no page fault and adds nothing to RSS, where a clean page
  * costs both, while the dirty one waits to be purged (jemalloc takes its
  * dirty extents first for the same reason).  Best fit over all runs took
@@ -87,18 +88,20 @@ static ts_span_t *run_best_fit(ts_arena_t *arena, unsigned set, unsigned n) {
   return NULL;
 }
 
-/* The smallest free run of set holding n pages that start at a multiple
- * of align pages: walks the lists from n up (aligned requests are rare). */
-static ts_span_t *run_aligned_fit(ts_arena_t *arena, unsigned set, unsigned n, unsigned align) {
-  for (unsigned list = n - 1; list < TS_RUN_LISTS; list++) {
-    if (!((arena->free_runs_nonempty[set][list >> 6] >> (list & 63)) & 1)) continue;
-    for (ts_span_t *s = arena->free_runs[set][list]; s; s = s->next) {
-      ts_chunk_t *c = ts_chunk_of(s);
-      unsigned head = (unsigned)(s - c->spans);
-      unsigned start = (head + align - 1) & ~(align - 1);
-      if (start + n <= head + s->npages) return s;
+/* The smallest free run, of either set, holding n pages that start at a
+ * multiple of align pages: walks the lists from n up (aligned requests are
+ * rare). */
+static ts_span_t *run_aligned_fit(ts_arena_t *arena, unsigned n, unsigned align) {
+  for (unsigned list = n - 1; list < TS_RUN_LISTS; list++)
+    for (unsigned set = TS_RUN_SETS; set-- > 0;) {
+      if (!((arena->free_runs_nonempty[set][list >> 6] >> (list & 63)) & 1)) continue;
+      for (ts_span_t *s = arena->free_runs[set][list]; s; s = s->next) {
+        ts_chunk_t *c = ts_chunk_of(s);
+        unsigned head = (unsigned)(s - c->spans);
+        unsigned start = (head + align - 1) & ~(align - 1);
+        if (start + n <= head + s->npages) return s;
+      }
     }
-  }
   return NULL;
 }
 
@@ -112,8 +115,11 @@ void ts_run_remove_chunk(ts_arena_t *arena, ts_chunk_t *chunk) {
 
 ts_span_t *ts_run_alloc(ts_arena_t *arena, unsigned npages, unsigned align_pages) {
   ts_span_t *s = NULL;
-  for (unsigned set = TS_RUN_SETS; !s && set-- > 0;) /* dirty first */
-    s = align_pages > 1 ? run_aligned_fit(arena, set, npages, align_pages) : run_best_fit(arena, set, npages);
+  if (align_pages > 1) /* best fit over both sets: the aligned start need not be on dirty pages */
+    s = run_aligned_fit(arena, npages, align_pages);
+  else
+    for (unsigned set = TS_RUN_SETS; !s && set-- > 0;) /* dirty first */
+      s = run_best_fit(arena, set, npages);
   if (!s) return NULL;
   ts_chunk_t *c = ts_chunk_of(s);
   unsigned head = (unsigned)(s - c->spans), len = s->npages;
@@ -138,6 +144,7 @@ ts_span_t *ts_run_alloc(ts_arena_t *arena, unsigned npages, unsigned align_pages
 }
 
 void ts_run_recheck(ts_arena_t *arena, ts_chunk_t *c, unsigned page) {
+  if (!run_page_free(c, page)) ts_fatal("internal: ts_run_recheck on page %u, which is not free", page);
   /* the head: the page after the last used one at or below page (the
    * header's pages are never free, so there is one) */
   unsigned i = page >> 6;

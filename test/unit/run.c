@@ -149,6 +149,17 @@ TS_TEST(dirty_runs_first) {
   expect_eq(ts_chunk_purge(c, TS_PURGE_ALL, 1, SIZE_MAX), 4);
   check_index(c);
   for (unsigned w = 0; w < TS_RUN_LISTS / 64; w++) expect_eq(arena.free_runs_nonempty[TS_RUNS_DIRTY][w], 0);
+  /* aligned requests take the smallest run of either set that holds them
+   * aligned: a dirty 3-page hole is skipped for the clean tail */
+  ts_span_t *x = ts_run_alloc(&arena, 3, 1);
+  ts_span_t *y = ts_run_alloc(&arena, 3, 1);
+  assert_true(x && y);
+  expect_true(!ts_run_free(&arena, c, head_of(c, x), 3));
+  check_index(c);
+  ts_span_t *al = ts_run_alloc(&arena, 2, 64);
+  assert_true(al != NULL);
+  expect_eq(head_of(c, al) % 64, 0);
+  check_index(c);
 }
 
 int main(void) {
