@@ -162,11 +162,94 @@ TS_TEST(dirty_runs_first) {
   check_index(c);
 }
 
+/* Dirty pages are free pages, and the chunk counts them. */
+static void check_dirty(ts_chunk_t *c) {
+  unsigned n = 0;
+  for (unsigned p = 0; p < TS_CHUNK_PAGES; p++) {
+    bool dirty = (c->dirty_map[p >> 6] >> (p & 63)) & 1;
+    if (dirty) expect_true((c->free_map[p >> 6] >> (p & 63)) & 1, "dirty page %u is free", p);
+    n += dirty;
+  }
+  expect_eq(n, c->dirty_pages);
+}
+
+static unsigned rng_next(uint64_t *x) {
+  *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+  return (unsigned)(*x >> 11);
+}
+
+/* Random allocations (some aligned), frees (some with pages purged in
+ * place, as a slab's), growth, shrinking, purges and ticks over two
+ * chunks, with every invariant of the index checked after each step. */
+TS_TEST(random_ops_keep_the_index) {
+  enum { CHUNKS = 2, LIVE = 512, STEPS = 20000 };
+  ts_arena_init(&arena, 0);
+  ts_chunk_t *cs[CHUNKS];
+  for (unsigned k = 0; k < CHUNKS; k++) {
+    cs[k] = ts_chunk_new(&arena);
+    assert_true(cs[k] != NULL);
+    ts_run_add_chunk(&arena, cs[k]);
+  }
+  struct { ts_chunk_t *c; unsigned head, n; } live[LIVE];
+  unsigned nlive = 0;
+  uint64_t x = 0x9E3779B97F4A7C15ull;
+#define NEXT() rng_next(&x)
+  for (unsigned step = 0; step < STEPS && ts_test_failures == 0; step++) {
+    unsigned op = NEXT() % 100;
+    if (op < 40 && nlive < LIVE) {
+      unsigned n = 1 + (NEXT() % 4 ? NEXT() % 8 : NEXT() % 300);
+      unsigned align = NEXT() % 10 ? 1 : 1u << (NEXT() % 6);
+      ts_span_t *s = ts_run_alloc(&arena, n, align);
+      if (s) {
+        ts_chunk_t *c = ts_chunk_of(s);
+        unsigned head = head_of(c, s);
+        expect_eq(head & (align - 1), 0);
+        live[nlive].c = c, live[nlive].head = head, live[nlive].n = n, nlive++;
+      }
+    } else if (op < 80 && nlive) {
+      unsigned i = NEXT() % nlive;
+      ts_chunk_t *c = live[i].c;
+      unsigned head = live[i].head, n = live[i].n;
+      live[i] = live[--nlive];
+      unsigned purged = NEXT() % 3 ? 0 : NEXT() & ((1u << (n < 16 ? n : 16)) - 1);
+      ts_run_free(&arena, c, head, n);
+      /* as ts_arena_run_free_locked does for a slab's pages purged in place */
+      for (unsigned pg = 0; purged >> pg; pg++)
+        if ((purged >> pg) & 1) ts_chunk_mark_clean(c, head + pg, 1);
+      if (purged) ts_run_recheck(&arena, c, head);
+    } else if (op < 88 && nlive) {
+      unsigned i = NEXT() % nlive, more = 1 + NEXT() % 10;
+      if (ts_run_grow(&arena, live[i].c, live[i].head, live[i].n, live[i].n + more)) {
+        live[i].n += more;
+        live[i].c->spans[live[i].head].npages = live[i].n;
+      }
+    } else if (op < 92 && nlive) {
+      unsigned i = NEXT() % nlive;
+      if (live[i].n > 1) {
+        unsigned keep = 1 + NEXT() % (live[i].n - 1);
+        live[i].c->spans[live[i].head].npages = keep;
+        ts_run_free(&arena, live[i].c, live[i].head + keep, live[i].n - keep);
+        live[i].n = keep;
+      }
+    } else if (op < 96) {
+      ts_chunk_purge(cs[NEXT() % CHUNKS], NEXT() % 2 ? TS_PURGE_ALL : TS_PURGE_OLD, 1u << (NEXT() % 6), NEXT() % 200);
+    } else {
+      ts_chunk_age(cs[NEXT() % CHUNKS]);
+    }
+    for (unsigned k = 0; k < CHUNKS; k++) {
+      check_index(cs[k]);
+      check_dirty(cs[k]);
+    }
+  }
+#undef NEXT
+}
+
 int main(void) {
   ts_init_slow();
   ts_opt.background_thread = false; /* exact bin and arena states: no purger */
   ts_run(split_and_coalesce);
   ts_run(largest_run_fits_in_a_chunk);
   ts_run(dirty_runs_first);
+  ts_run(random_ops_keep_the_index);
   return ts_test_done();
 }
