@@ -106,15 +106,13 @@ void ts_arena_run_free_locked(ts_chunk_t *chunk, unsigned head) {
     purged = s->purged_pages;
   }
   s->is_slab = 0;
-  bool empty = ts_run_free(arena, chunk, head, npages);
-  /* they are free now, but not dirty: counted as dirty, ts_purge() said it
-   * returned them a second time and the ledger's dirty bytes held them
-   * (unit/purge slab_pages_purged_inside_are_not_dirty; on a loaded
-   * machine, where the purger ticked while unit/purge freed its blocks,
-   * ts_purge() reported 2.2 MiB more than RSS lost) */
-  for (unsigned pg = 0; purged >> pg; pg++)
-    if ((purged >> pg) & 1) ts_chunk_mark_clean(chunk, head + pg, 1);
-  if (purged) ts_run_recheck(arena, chunk, head);
+  /* pages purged inside the slab are free now, but not dirty: counted as
+   * dirty, ts_purge() said it returned them a second time and the
+   * ledger's dirty bytes held them (unit/purge
+   * slab_pages_purged_inside_are_not_dirty; on a loaded machine, where the
+   * purger ticked while unit/purge freed its blocks, ts_purge() reported
+   * 2.2 MiB more than RSS lost) */
+  bool empty = ts_run_free(arena, chunk, head, npages, purged);
   if (!empty) {
     ts_purge_after_free(arena);
     return;
@@ -172,7 +170,7 @@ bool ts_arena_large_resize(void *p, size_t new_size) {
   if (npages < old) {
     s->npages = npages;
     arena_mark_large(chunk, head);
-    ts_run_free(arena, chunk, head + npages, old - npages); /* cannot empty the chunk */
+    ts_run_free(arena, chunk, head + npages, old - npages, 0); /* cannot empty the chunk */
     ts_purge_after_free(arena);
   } else if (npages > old) {
     ok = ts_run_grow(arena, chunk, head, old, npages);

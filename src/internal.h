@@ -101,10 +101,9 @@ void ts_window_set(uintptr_t addr, unsigned kind);
 ts_chunk_t *ts_chunk_new(ts_arena_t *arena);      /* NULL on OOM */
 void ts_chunk_delete(ts_chunk_t *chunk);
 void ts_chunk_mark_used(ts_chunk_t *chunk, unsigned head, unsigned npages);
-void ts_chunk_mark_free(ts_chunk_t *chunk, unsigned head, unsigned npages);
+/* Bit i of purged: page head + i is free but not resident, so not dirty. */
+void ts_chunk_mark_free(ts_chunk_t *chunk, unsigned head, unsigned npages, uint32_t purged);
 bool ts_chunk_is_empty(const ts_chunk_t *chunk);
-/* Free pages known not to be resident (purged inside a slab) are not dirty. */
-void ts_chunk_mark_clean(ts_chunk_t *chunk, unsigned head, unsigned npages);
 /* Purges dirty ranges of at least min_run pages until max_pages are purged;
  * returns the pages purged.  (chunk, which, 1, SIZE_MAX): every one.  The
  * chunk's free runs must be in its arena's index (ts_run_recheck moves the
@@ -121,7 +120,9 @@ void ts_chunk_age(ts_chunk_t *chunk);
 void ts_run_add_chunk(ts_arena_t *arena, ts_chunk_t *chunk);
 void ts_run_remove_chunk(ts_arena_t *arena, ts_chunk_t *chunk);   /* chunk must be empty */
 ts_span_t *ts_run_alloc(ts_arena_t *arena, unsigned npages, unsigned align_pages); /* NULL: no room */
-bool ts_run_free(ts_arena_t *arena, ts_chunk_t *chunk, unsigned head, unsigned npages); /* true: chunk now empty */
+/* Frees a run (bit i of purged: page head + i is not resident, as
+ * ts_chunk_mark_free); true: the chunk is now empty. */
+bool ts_run_free(ts_arena_t *arena, ts_chunk_t *chunk, unsigned head, unsigned npages, uint32_t purged);
 /* After dirty pages of the free run holding page were purged: moves the
  * run to the clean set if none of its pages is dirty now. */
 void ts_run_recheck(ts_arena_t *arena, ts_chunk_t *chunk, unsigned page);

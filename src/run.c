@@ -52,11 +52,16 @@ static unsigned bits_first_set(const uint64_t *map, unsigned from, unsigned to) 
   return to;
 }
 
+/* The set the free run [head, head + n) belongs in. */
+static unsigned run_set_of(const ts_chunk_t *c, unsigned head, unsigned n) {
+  return bits_first_set(c->dirty_map, head, head + n) < head + n ? TS_RUNS_DIRTY : TS_RUNS_CLEAN;
+}
+
 /* Records [head, head + n) as a free run and indexes it in its set. */
 static void run_index(ts_arena_t *arena, ts_chunk_t *c, unsigned head, unsigned n) {
   ts_span_t *s = &c->spans[head];
   unsigned list = n - 1;
-  unsigned set = bits_first_set(c->dirty_map, head, head + n) < head + n ? TS_RUNS_DIRTY : TS_RUNS_CLEAN;
+  unsigned set = run_set_of(c, head, n);
   s->npages = n;
   s->is_slab = 0;
   s->list = (uint8_t)set;
@@ -152,14 +157,13 @@ void ts_run_recheck(ts_arena_t *arena, ts_chunk_t *c, unsigned page) {
   while (!used) used = ~c->free_map[--i];
   unsigned head = i * 64 + 63 - (unsigned)__builtin_clzll(used) + 1;
   ts_span_t *s = &c->spans[head];
-  unsigned set = bits_first_set(c->dirty_map, head, head + s->npages) < head + s->npages ? TS_RUNS_DIRTY : TS_RUNS_CLEAN;
-  if (set == s->list) return;
+  if (run_set_of(c, head, s->npages) == s->list) return;
   run_unindex(arena, s);
   run_index(arena, c, head, s->npages);
 }
 
-bool ts_run_free(ts_arena_t *arena, ts_chunk_t *c, unsigned head, unsigned n) {
-  ts_chunk_mark_free(c, head, n);
+bool ts_run_free(ts_arena_t *arena, ts_chunk_t *c, unsigned head, unsigned n, uint32_t purged) {
+  ts_chunk_mark_free(c, head, n, purged);
   unsigned right = head + n;
   if (right < TS_CHUNK_PAGES && run_page_free(c, right)) {
     ts_span_t *r = &c->spans[right];
