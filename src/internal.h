@@ -323,6 +323,7 @@ void ts_options_init(void);
 /* ---- purge.c: returning free pages to the OS ---- */
 size_t ts_purge_dirty_pages(void);               /* over all arenas; takes their locks */
 void ts_purge_after_free(ts_arena_t *arena);      /* arena lock held: enforces the dirty cap */
+size_t ts_purge_cap_pages(const ts_arena_t *arena); /* arena lock held: its dirty cap, in pages */
 void ts_purge_kick(void);                         /* no lock held: make sure the purger runs */
 size_t ts_purge_mesh(void);                       /* purger only: mesh sparse slabs; pages given back */
 void ts_purge_postfork_child(void);

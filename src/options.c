@@ -12,7 +12,9 @@
  *                      live pages ("6%"); default 6.25%.  A share never
  *                      gives less than 32 MiB per arena; bytes are taken
  *                      as given.  More dirty pages than this are purged
- *                      at once, without waiting for the deadline
+ *                      without waiting for the deadline: at once for
+ *                      bytes, after 10 ms (or at once above twice it)
+ *                      for a share (purge.c)
  *   mesh               true/false, default false: the purger meshes sparse
  *                      one-page slabs of a class (mesh.c, bin.c)
  *   mixed_slabs        true/false, default true: once an arena's slabs have

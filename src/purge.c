@@ -24,7 +24,14 @@
  * its cap (a share of its active pages, at least TS_DIRTY_MIN_PAGES, or a
  * byte count), the freeing thread purges the arena's old dirty pages at
  * once, and then, if it is still above 3/4 of the cap, young ones, the
- * longest ranges first, until it is not (purge_young_to).
+ * longest ranges first, until it is not (purge_young_to).  The default
+ * cap (a share) is soft: an arena may stay above it for TS_CAP_GRACE_NS,
+ * up to TS_CAP_SOFT_FACTOR times it, so that a burst of frees the program
+ * allocates again at once (threads that end and others that start) is
+ * not purged and faulted in again.  The free that passes the cap asks the
+ * purger thread to look again when the grace has run out; a later free
+ * that finds it run out purges at once.  A cap given in bytes is hard, and
+ * so is any cap without the purger thread (background_thread:false).
  *
  * Locking: purging a chunk needs its arena's lock; releasing spares takes
  * the bin lock and then the arena lock, the usual order.
@@ -45,6 +52,18 @@
  * (others 1.47 and up). */
 #define TS_DIRTY_MIN_PAGES ((size_t)8192)
 
+/* The soft cap's grace and ceiling.  On the speed suite's server, whose
+ * warm-up threads free their working sets as they end, just before the
+ * timed threads allocate theirs, each arena passed its 32 MiB cap by up to
+ * half of it, for a few milliseconds; purging there cost 7 k page faults
+ * (a third more) and 30 to 80% of the run time, and a grace of 10, 20 or
+ * 50 ms took both back to what no cap gives.  50 ms cost the memory
+ * suite's 4-thread server 7% of RSS in its busy phase and the cache
+ * pattern up to 2%; 10 ms left them within their spread (ARCHITECTURE,
+ * Returning memory). */
+#define TS_CAP_GRACE_NS ((uint64_t)10 * 1000000u)
+#define TS_CAP_SOFT_FACTOR 2u
+
 /* How long the purger sleeps at most when it has nothing to do: 8 ticks
  * (4 s with the default decay_ms), one wake-up per nap in an idle program. */
 #define TS_PURGER_NAP_TICKS 8u
@@ -56,6 +75,8 @@ static atomic_bool dirty_seen;
 static pthread_mutex_t purger_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t purger_cond = PTHREAD_COND_INITIALIZER;
 static atomic_bool purger_waiting; /* set by the purger, cleared under purger_lock */
+static atomic_bool cap_grace_started; /* an arena passed its soft cap: the next kick tells the purger */
+static atomic_bool cap_check_asked;   /* set under purger_lock: the purger looks at the caps */
 
 static void purge_chunks(ts_arena_t *arena, enum ts_purge_which_e which) {
   for (ts_chunk_t *c = arena->chunks; c; c = c->next)
@@ -64,7 +85,7 @@ static void purge_chunks(ts_arena_t *arena, enum ts_purge_which_e which) {
 
 /* A cap in bytes is taken as given; a share never gives less than
  * TS_DIRTY_MIN_PAGES. */
-static size_t purge_cap_pages(const ts_arena_t *arena) {
+size_t ts_purge_cap_pages(const ts_arena_t *arena) {
   if (ts_opt.dirty_max_bytes) return (size_t)(ts_opt.dirty_max_bytes >> TS_PAGE_SHIFT);
   size_t cap = (arena->active_pages * ts_opt.dirty_max_share) >> 10;
   return cap > TS_DIRTY_MIN_PAGES ? cap : TS_DIRTY_MIN_PAGES;
@@ -94,6 +115,19 @@ static void purge_young_to(ts_arena_t *arena, size_t target) {
     }
 }
 
+/* A cap event: old dirty pages, then young ones down to 3/4 of the cap. */
+static void purge_to_cap(ts_arena_t *arena, size_t cap) {
+  arena->cap_over_ns = 0;
+  purge_chunks(arena, TS_PURGE_OLD);
+  purge_young_to(arena, cap - (cap >> TS_DIRTY_KEEP_SHIFT));
+}
+
+/* Whether the arena's cap may be passed for a grace: the default share,
+ * with a purger thread to come back when the grace has run out. */
+static bool purge_cap_is_soft(void) {
+  return !ts_opt.dirty_max_bytes && ts_opt.background_thread;
+}
+
 void ts_purge_after_free(ts_arena_t *arena) {
   if (!atomic_load_explicit(&dirty_seen, memory_order_relaxed))
     atomic_store_explicit(&dirty_seen, true, memory_order_relaxed);
@@ -101,10 +135,36 @@ void ts_purge_after_free(ts_arena_t *arena) {
     purge_chunks(arena, TS_PURGE_ALL);
     return;
   }
-  size_t cap = purge_cap_pages(arena);
-  if (arena->dirty_pages <= cap) return;
-  purge_chunks(arena, TS_PURGE_OLD);
-  purge_young_to(arena, cap - (cap >> TS_DIRTY_KEEP_SHIFT));
+  size_t cap = ts_purge_cap_pages(arena);
+  if (arena->dirty_pages <= cap) {
+    arena->cap_over_ns = 0;
+    return;
+  }
+  if (purge_cap_is_soft() && arena->dirty_pages <= cap * TS_CAP_SOFT_FACTOR) {
+    uint64_t now = ts_os_now_ns();
+    if (!arena->cap_over_ns) {
+      arena->cap_over_ns = now;
+      atomic_store_explicit(&cap_grace_started, true, memory_order_relaxed); /* read by ts_purge_kick */
+      return;
+    }
+    if (now - arena->cap_over_ns < TS_CAP_GRACE_NS) return;
+  }
+  purge_to_cap(arena, cap);
+}
+
+/* The purger's look at the soft caps: an arena still above its cap once
+ * its grace has run out is purged; one back under it is forgotten. */
+static void purge_over_caps(void) {
+  for (unsigned i = 0; i < ts_narenas; i++) {
+    ts_arena_t *arena = &ts_arenas[i];
+    pthread_mutex_lock(&arena->lock);
+    if (arena->cap_over_ns) {
+      size_t cap = ts_purge_cap_pages(arena);
+      if (arena->dirty_pages <= cap) arena->cap_over_ns = 0;
+      else if (ts_os_now_ns() - arena->cap_over_ns >= TS_CAP_GRACE_NS) purge_to_cap(arena, cap);
+    }
+    pthread_mutex_unlock(&arena->lock);
+  }
 }
 
 /* Gives the pages of every bin's spare slab back to its arena, and purges
@@ -129,6 +189,7 @@ size_t ts_purge_mesh(void) {
  * the dirty pages left. */
 static size_t purge_tick(void) {
   size_t left = 0;
+  purge_over_caps();
   for (unsigned i = 0; i < ts_narenas; i++) {
     ts_arena_t *arena = &ts_arenas[i];
     purge_release_spares(arena);
@@ -151,15 +212,39 @@ size_t ts_purge_dirty_pages(void) {
   return n;
 }
 
+/* Sleeps until the monotonic time until_ns, or until a free asks for a
+ * look at the soft caps; returns whether one did (and takes the ask). */
+static bool purger_sleep(uint64_t until_ns) {
+  uint64_t now = ts_os_now_ns();
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until); /* purger_cond's clock */
+  uint64_t ns = (until_ns > now ? until_ns - now : 0) + (uint64_t)until.tv_nsec;
+  until.tv_sec += (time_t)(ns / 1000000000u);
+  until.tv_nsec = (long)(ns % 1000000000u);
+  pthread_mutex_lock(&purger_lock);
+  while (!atomic_load(&cap_check_asked))
+    if (pthread_cond_timedwait(&purger_cond, &purger_lock, &until) != 0) break;
+  bool asked = atomic_exchange(&cap_check_asked, false);
+  pthread_mutex_unlock(&purger_lock);
+  return asked;
+}
+
 static void *purger_main(void *arg) {
   (void)arg;
   uint64_t tick_ms = ts_opt.decay_ms / 2 ? ts_opt.decay_ms / 2 : 1;
   bool trim_caches = ts_os_barrier_init();
   unsigned idle = 0;
+  uint64_t next_tick = ts_os_now_ns() + tick_ms * 1000000u;
   for (;;) {
-    struct timespec ts = {(time_t)(tick_ms / 1000), (long)(tick_ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0) {
+    if (purger_sleep(next_tick)) {
+      /* a soft cap was passed: look again when its grace has run out */
+      struct timespec ts = {0, (long)TS_CAP_GRACE_NS};
+      while (nanosleep(&ts, &ts) != 0) {
+      }
+      purge_over_caps();
+      continue;
     }
+    next_tick = ts_os_now_ns() + tick_ms * 1000000u;
     bool caches_busy = trim_caches && ts_tcache_trim_idle();
     size_t meshed = ts_purge_mesh();
     ts_stats_tick();
@@ -187,6 +272,7 @@ static void *purger_main(void *arg) {
     atomic_store(&purger_waiting, false);
     pthread_mutex_unlock(&purger_lock);
     idle = 0;
+    next_tick = ts_os_now_ns() + tick_ms * 1000000u;
   }
   return NULL;
 }
@@ -202,13 +288,14 @@ void ts_purge_kick(void) {
   if (!ts_opt.background_thread || ts_opt.decay_ms == 0) return;
   if (!atomic_load_explicit(&dirty_seen, memory_order_relaxed)) return;
   int st = atomic_load_explicit(&purger_state, memory_order_relaxed);
-  if (st == PURGER_NONE) {
-    purge_start();
-    return;
-  }
-  if (st != PURGER_RUNNING || !atomic_load(&purger_waiting)) return;
+  if (st == PURGER_NONE) purge_start(); /* it may take a cap check at once (below) */
+  else if (st != PURGER_RUNNING) return;
+  bool cap = atomic_load_explicit(&cap_grace_started, memory_order_relaxed) &&
+             atomic_exchange(&cap_grace_started, false);
+  if (!cap && (st == PURGER_NONE || !atomic_load(&purger_waiting))) return;
   pthread_mutex_lock(&purger_lock);
-  if (atomic_load(&purger_waiting)) {
+  if (cap) atomic_store(&cap_check_asked, true);
+  if (cap || atomic_load(&purger_waiting)) {
     atomic_store(&purger_waiting, false);
     pthread_cond_signal(&purger_cond);
   }
@@ -221,6 +308,7 @@ void ts_purge_postfork_child(void) {
   pthread_mutex_init(&purger_lock, NULL);
   pthread_cond_init(&purger_cond, NULL);
   atomic_store(&purger_waiting, false);
+  atomic_store(&cap_check_asked, false);
 }
 
 size_t ts_purge(void) {

@@ -350,6 +350,7 @@ struct ts_arena_s {
   atomic_uint xthreads;     /* threads bound to this arena */
   size_t active_pages;      /* pages in runs (slabs and large blocks) */
   size_t dirty_pages;       /* free pages not yet purged, over all chunks */
+  uint64_t cap_over_ns;     /* when dirty_pages passed a soft cap (purge.c), or 0 */
   _Atomic size_t large_pages; /* pages of large runs out of the arena (held or cached) */
   ts_meta_t meta;           /* side arrays, mixed slabs' granule maps */
   ts_bin_t bins[TS_NCLASSES];
