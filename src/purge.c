@@ -123,9 +123,11 @@ static void purge_to_cap(ts_arena_t *arena, size_t cap) {
 }
 
 /* Whether the arena's cap may be passed for a grace: the default share,
- * with a purger thread to come back when the grace has run out. */
+ * with a purger thread to come back when the grace has run out (one that
+ * could not be started makes it hard). */
 static bool purge_cap_is_soft(void) {
-  return !ts_opt.dirty_max_bytes && ts_opt.background_thread;
+  return !ts_opt.dirty_max_bytes && ts_opt.background_thread &&
+         atomic_load_explicit(&purger_state, memory_order_relaxed) != PURGER_FAILED;
 }
 
 void ts_purge_after_free(ts_arena_t *arena) {
