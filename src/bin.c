@@ -319,14 +319,15 @@ void ts_bin_settle(ts_bin_t *bin, ts_chunk_t *chunk, ts_span_t *s) {
 }
 
 /* Purges the pages of the bin's non-full slabs that hold only free
- * objects; returns the pages purged. */
-size_t ts_bin_purge_pages(ts_arena_t *arena, unsigned cls) {
+ * objects (aged_only: only those found free at the previous call too,
+ * slab.c); returns the pages purged. */
+size_t ts_bin_purge_pages(ts_arena_t *arena, unsigned cls, bool aged_only) {
   ts_bin_t *bin = &arena->bins[cls];
   size_t n = 0;
   if (ts_class_slab_pages[cls] < 2) return 0;
   pthread_mutex_lock(&bin->lock);
   for (unsigned i = 0; i < TS_BIN_LISTS; i++)
-    for (ts_span_t *s = bin->lists[i]; s; s = s->next) n += ts_slab_purge_free_pages(ts_chunk_of(s), s);
+    for (ts_span_t *s = bin->lists[i]; s; s = s->next) n += ts_slab_purge_free_pages(ts_chunk_of(s), s, aged_only);
   TS_SW_ADD(bin->pages, (uint64_t)0 - n);
   pthread_mutex_unlock(&bin->lock);
   return n;

@@ -133,7 +133,7 @@ bool ts_slab_init(ts_chunk_t *chunk, unsigned head, unsigned cls); /* false: out
 unsigned ts_slab_take(ts_chunk_t *chunk, ts_span_t *slab, void **out, unsigned want);
 /* Returns the object's index, or -1 (interior/invalid pointer), -2 (double free). */
 int ts_slab_put(ts_chunk_t *chunk, ts_span_t *slab, void *p);
-size_t ts_slab_purge_free_pages(ts_chunk_t *chunk, ts_span_t *slab); /* bin lock held */
+size_t ts_slab_purge_free_pages(ts_chunk_t *chunk, ts_span_t *slab, bool aged_only); /* bin lock held */
 TS_INLINE void *ts_slab_base(ts_chunk_t *chunk, const ts_span_t *slab) {
   return ts_chunk_page_addr(chunk, (unsigned)(slab - chunk->spans));
 }
@@ -220,7 +220,7 @@ void ts_bin_prefork(void);                        /* the meshing pass lock, arou
 void ts_bin_postfork_parent(void);
 void ts_bin_postfork_child(void);
 void ts_bin_release_spare(ts_arena_t *arena, unsigned cls);
-size_t ts_bin_purge_pages(ts_arena_t *arena, unsigned cls);
+size_t ts_bin_purge_pages(ts_arena_t *arena, unsigned cls, bool aged_only);
 
 /* ---- arena.c ---- */
 extern ts_arena_t ts_arenas[TS_ARENAS_MAX];

@@ -305,11 +305,13 @@ static unsigned slab_place(ts_arena_t *arena, ts_bin_t *bin, ts_chunk_t *chunk, 
       TS_SW_ADD(bin->free_objs, (uint64_t)-1);
       TS_SW_ADD(bin->covered, 1);
     }
-    for (unsigned pg = g / TS_PAGE_GRANULES; pg <= (g + kf - 1) / TS_PAGE_GRANULES; pg++)
+    for (unsigned pg = g / TS_PAGE_GRANULES; pg <= (g + kf - 1) / TS_PAGE_GRANULES; pg++) {
+      s->aged_pages &= (uint16_t)~(1u << pg); /* in use: young again */
       if (s->purged_pages & (1u << pg)) { /* in use again: it faults back in, zeroed */
         s->purged_pages &= (uint16_t)~(1u << pg);
         TS_SW_ADD(bin->pages, 1);
       }
+    }
     out[n++] = base + ((size_t)g << TS_GRANULE_SHIFT);
     g += kf;
   }

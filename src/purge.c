@@ -170,11 +170,13 @@ static void purge_over_caps(void) {
 }
 
 /* Gives the pages of every bin's spare slab back to its arena, and purges
- * the pages of partly used slabs that hold only free objects. */
-static void purge_release_spares(ts_arena_t *arena) {
+ * the pages of partly used slabs that hold only free objects: at a tick
+ * (aged_only) those found free at the previous tick too, for ts_purge()
+ * all of them. */
+static void purge_release_spares(ts_arena_t *arena, bool aged_only) {
   for (unsigned c = 0; c < TS_NCLASSES; c++) {
     ts_bin_release_spare(arena, c);
-    ts_bin_purge_pages(arena, c);
+    ts_bin_purge_pages(arena, c, aged_only);
   }
 }
 
@@ -194,7 +196,7 @@ static size_t purge_tick(void) {
   purge_over_caps();
   for (unsigned i = 0; i < ts_narenas; i++) {
     ts_arena_t *arena = &ts_arenas[i];
-    purge_release_spares(arena);
+    purge_release_spares(arena, true);
     pthread_mutex_lock(&arena->lock);
     purge_chunks(arena, TS_PURGE_OLD);
     for (ts_chunk_t *c = arena->chunks; c; c = c->next) ts_chunk_age(c);
@@ -324,7 +326,7 @@ size_t ts_purge(void) {
     }
   }
   for (unsigned i = 0; i < ts_narenas; i++) {
-    purge_release_spares(&ts_arenas[i]);
+    purge_release_spares(&ts_arenas[i], false);
     pthread_mutex_lock(&ts_arenas[i].lock);
     purge_chunks(&ts_arenas[i], TS_PURGE_ALL);
     pthread_mutex_unlock(&ts_arenas[i].lock);

@@ -26,6 +26,7 @@ bool ts_slab_init(ts_chunk_t *chunk, unsigned head, unsigned cls) {
   s->nobjs = (uint16_t)nobjs;
   s->nfree = (uint16_t)nobjs;
   s->purged_pages = 0;
+  s->aged_pages = 0;
   s->room = TS_ROOM_UNKNOWN;
   s->next = s->prev = NULL;
   memset(s->freemap, 0, sizeof s->freemap);
@@ -53,12 +54,14 @@ unsigned ts_slab_take(ts_chunk_t *chunk, ts_span_t *slab, void **out, unsigned w
     slab->freemap[w] = bits;
   }
   slab->nfree = (uint16_t)(slab->nfree - n);
-  if (slab->purged_pages && n) {
-    /* the pages these objects lie on are in use again */
+  if ((slab->purged_pages | slab->aged_pages) && n) {
+    /* the pages these objects lie on are in use again, and young */
     for (unsigned k = 0; k < n; k++) {
       size_t off = (size_t)((char *)out[k] - base);
       unsigned first = (unsigned)(off >> TS_PAGE_SHIFT), last = (unsigned)((off + size - 1) >> TS_PAGE_SHIFT);
-      for (unsigned pg = first; pg <= last; pg++) slab->purged_pages &= (uint16_t)~(1u << pg);
+      uint16_t mask = (uint16_t)~(((2u << last) - 1) & ~((1u << first) - 1));
+      slab->purged_pages &= mask;
+      slab->aged_pages &= mask;
     }
   }
   return n;
@@ -66,11 +69,19 @@ unsigned ts_slab_take(ts_chunk_t *chunk, ts_span_t *slab, void **out, unsigned w
 
 /* Purges the pages of a multi-page slab on which every object is free;
  * returns the pages purged.  Bytes past the last object (the tail) count
- * as free. */
-size_t ts_slab_purge_free_pages(ts_chunk_t *chunk, ts_span_t *slab) {
-  if (slab->npages < 2 || slab->nfree == 0) return 0;
+ * as free.  With aged_only (the purger's ticks), only the pages the
+ * previous call found free too, with no object taken from them since
+ * (aged_pages); the others found free are aged for the next call.  A page
+ * is then purged between one and two ticks after it became free, as free
+ * runs are (chunk.c: young_map), not at once. */
+size_t ts_slab_purge_free_pages(ts_chunk_t *chunk, ts_span_t *slab, bool aged_only) {
+  if (slab->npages < 2 || slab->nfree == 0) {
+    slab->aged_pages = 0;
+    return 0;
+  }
   char *base = ts_slab_base(chunk, slab);
   size_t size = ts_class_size[slab->cls], purged = 0;
+  uint16_t aged = 0;
   unsigned run = 0; /* pages to purge that end at pg, purged with one call */
   for (unsigned pg = 0; pg <= slab->npages; pg++) {
     bool take = false;
@@ -81,6 +92,10 @@ size_t ts_slab_purge_free_pages(ts_chunk_t *chunk, ts_span_t *slab) {
       for (unsigned i = first; i <= last && i < slab->nobjs && take; i++)
         take = (slab->freemap[i >> 6] >> (i & 63)) & 1;
     }
+    if (take && aged_only && !(slab->aged_pages & (1u << pg))) {
+      aged |= (uint16_t)(1u << pg);
+      take = false;
+    }
     if (take) {
       slab->purged_pages |= (uint16_t)(1u << pg);
       run++;
@@ -90,6 +105,7 @@ size_t ts_slab_purge_free_pages(ts_chunk_t *chunk, ts_span_t *slab) {
     purged += run;
     run = 0;
   }
+  slab->aged_pages = aged;
   ts_pages_returned += purged;
   atomic_fetch_add_explicit(&ts_pages_returned_total, purged, memory_order_relaxed);
   return purged;

@@ -147,7 +147,8 @@ typedef struct ts_chunk_s ts_chunk_t;
 typedef struct ts_span_s {
   struct ts_span_s *next; /* bin list links; a free run: its index list (run.c) */
   struct ts_span_s *prev;
-  uint32_t npages;        /* pages in the run */
+  uint16_t npages;        /* pages in the run (at most TS_CHUNK_PAGES) */
+  uint16_t aged_pages;    /* slab: bit i set, the last tick found page i holding only free objects, and none was taken since */
   uint8_t is_slab;        /* 1 for a slab, 0 for a large run */
   uint8_t cls;            /* size class of a slab */
   uint8_t list;           /* slab: bin list it is on, TS_BIN_NOLIST if none; free run: its set (run.c) */

@@ -373,7 +373,7 @@ TS_TEST(slab_pages_purged_inside_are_not_dirty) {
   assert_eq(chunk->page_head[head], head);
   for (unsigned i = 1; i < nobjs; i++) ts_free(obj[i]);
   flush_my_cache();
-  ts_bin_purge_pages(arena, cls);
+  ts_bin_purge_pages(arena, cls, false);
   pthread_mutex_lock(&arena->bins[cls].lock);
   unsigned purged = slab->purged_pages, npages = slab->npages;
   pthread_mutex_unlock(&arena->bins[cls].lock);

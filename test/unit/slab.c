@@ -53,24 +53,68 @@ TS_TEST(free_pages_inside_a_slab_are_purged) {
   size_t size = ts_class_size[cls];
   for (unsigned i = 0; i < n; i++) memset(objs[i], 0x5A, size);
   /* nothing free: nothing to purge */
-  expect_eq(ts_slab_purge_free_pages(chunk, s), 0);
+  expect_eq(ts_slab_purge_free_pages(chunk, s, false), 0);
   /* free the objects that touch the last page */
   unsigned last_page = s->npages - 1;
   for (unsigned i = 0; i < n; i++) {
     size_t off = (size_t)i * size;
     if ((off + size - 1) >> TS_PAGE_SHIFT >= last_page) expect_true(ts_slab_put(chunk, s, objs[i]) >= 0);
   }
-  expect_eq(ts_slab_purge_free_pages(chunk, s), 1);
+  expect_eq(ts_slab_purge_free_pages(chunk, s, false), 1);
   expect_eq(s->purged_pages, 1u << last_page);
   /* purged memory reads as zero; live objects are untouched */
   expect_eq(((unsigned char *)base)[(size_t)last_page << TS_PAGE_SHIFT], 0);
   expect_eq(((unsigned char *)objs[0])[0], 0x5A);
   /* a second purge finds nothing new */
-  expect_eq(ts_slab_purge_free_pages(chunk, s), 0);
+  expect_eq(ts_slab_purge_free_pages(chunk, s, false), 0);
   /* taking the objects back clears the mark */
   unsigned again = ts_slab_take(chunk, s, objs, s->nfree);
   expect_true(again > 0);
   expect_eq(s->purged_pages, 0);
+  ts_arena_run_free(chunk, (unsigned)(s - chunk->spans));
+}
+
+/* At the purger's ticks (aged_only) a free page inside a slab is purged
+ * only at the second tick that finds it free, with no object taken from
+ * it in between: not the moment its last object is freed.  Taking an
+ * object from an aged page makes it young again. */
+TS_TEST(free_pages_inside_a_slab_age_before_a_tick_purges_them) {
+  unsigned cls = ts_size_to_class_compute(2560); /* 5 pages, 8 objects */
+  ts_span_t *s;
+  void *base = ts_arena_run_alloc(&ts_arenas[0], ts_class_slab_pages[cls], 1, &s);
+  assert_true(base != NULL);
+  ts_chunk_t *chunk = ts_chunk_of(base);
+  ts_slab_init(chunk, (unsigned)(s - chunk->spans), cls);
+  static void *objs[TS_SLAB_MAX_OBJS];
+  unsigned n = ts_slab_take(chunk, s, objs, s->nobjs);
+  size_t size = ts_class_size[cls];
+  for (unsigned i = 0; i < n; i++) memset(objs[i], 0x5A, size);
+  unsigned last_page = s->npages - 1;
+  unsigned freed[TS_SLAB_MAX_OBJS], nfreed = 0;
+  for (unsigned i = 0; i < n; i++) {
+    size_t off = (size_t)i * size;
+    if ((off + size - 1) >> TS_PAGE_SHIFT >= last_page) {
+      expect_true(ts_slab_put(chunk, s, objs[i]) >= 0);
+      freed[nfreed++] = i;
+    }
+  }
+  /* the first tick ages the page, the second purges it */
+  expect_eq(ts_slab_purge_free_pages(chunk, s, true), 0);
+  expect_eq(s->aged_pages, 1u << last_page);
+  expect_eq(s->purged_pages, 0);
+  expect_eq(((unsigned char *)base)[(size_t)last_page << TS_PAGE_SHIFT], 0x5A);
+  /* an object taken from it and given back in between: young again */
+  void *one;
+  expect_eq(ts_slab_take(chunk, s, &one, 1), 1);
+  expect_true(one == objs[freed[0]]);
+  expect_eq(s->aged_pages, 0);
+  expect_true(ts_slab_put(chunk, s, one) >= 0);
+  expect_eq(ts_slab_purge_free_pages(chunk, s, true), 0); /* aged again, not purged */
+  expect_eq(s->aged_pages, 1u << last_page);
+  expect_eq(ts_slab_purge_free_pages(chunk, s, true), 1);
+  expect_eq(s->purged_pages, 1u << last_page);
+  expect_eq(s->aged_pages, 0);
+  expect_eq(((unsigned char *)base)[(size_t)last_page << TS_PAGE_SHIFT], 0);
   ts_arena_run_free(chunk, (unsigned)(s - chunk->spans));
 }
 
@@ -79,5 +123,6 @@ int main(void) {
   ts_opt.background_thread = false; /* exact bin and arena states: no purger */
   ts_run(take_put_bookkeeping);
   ts_run(free_pages_inside_a_slab_are_purged);
+  ts_run(free_pages_inside_a_slab_age_before_a_tick_purges_them);
   return ts_test_done();
 }
