@@ -129,6 +129,7 @@ void ts_free_slow(void *p, const char *fn) {
       if (!tc) {
         ts_acct_small_free(&ts_stats_orphan, true, p, code);
         ts_bin_flush(code, &p, 1);
+        ts_purge_kick(); /* the flush may have started a grace */
         return;
       }
       ts_tbin_t *b = &tc->bins[code];

@@ -68,6 +68,7 @@ void ts_init_slow(void) {
     ts_secret = ts_os_random();
     ts_options_init();
     ts_sizeclass_init();
+    ts_purge_init();
     unsigned n = ts_os_ncpus();
     ts_narenas = n < TS_ARENAS_MAX ? n : TS_ARENAS_MAX;
     for (unsigned i = 0; i < ts_narenas; i++) ts_arena_init(&ts_arenas[i], i);

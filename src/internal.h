@@ -326,6 +326,7 @@ void ts_purge_after_free(ts_arena_t *arena);      /* arena lock held: enforces t
 size_t ts_purge_cap_pages(const ts_arena_t *arena); /* arena lock held: its dirty cap, in pages */
 void ts_purge_kick(void);                         /* no lock held: make sure the purger runs */
 size_t ts_purge_mesh(void);                       /* purger only: mesh sparse slabs; pages given back */
+void ts_purge_init(void);                         /* one thread running: set up the purger's clock */
 void ts_purge_postfork_child(void);
 
 /* ---- mesh.c: pages of chunks showing one shared physical page ---- */

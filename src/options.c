@@ -14,7 +14,8 @@
  *                      as given.  More dirty pages than this are purged
  *                      without waiting for the deadline: at once for
  *                      bytes, after 10 ms (or at once above twice it)
- *                      for a share (purge.c)
+ *                      for a share while the purger thread runs, at once
+ *                      for a share without it (purge.c)
  *   mesh               true/false, default false: the purger meshes sparse
  *                      one-page slabs of a class (mesh.c, bin.c)
  *   mixed_slabs        true/false, default true: once an arena's slabs have

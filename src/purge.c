@@ -73,7 +73,7 @@ enum { PURGER_NONE, PURGER_RUNNING, PURGER_FAILED };
 static atomic_int purger_state;
 static atomic_bool dirty_seen;
 static pthread_mutex_t purger_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t purger_cond = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t purger_cond; /* ts_purge_init */
 static atomic_bool purger_waiting; /* set by the purger, cleared under purger_lock */
 static atomic_bool cap_grace_started; /* an arena passed its soft cap: the next kick tells the purger */
 static atomic_bool cap_check_asked;   /* set under purger_lock: the purger looks at the caps */
@@ -155,18 +155,23 @@ void ts_purge_after_free(ts_arena_t *arena) {
 }
 
 /* The purger's look at the soft caps: an arena still above its cap once
- * its grace has run out is purged; one back under it is forgotten. */
-static void purge_over_caps(void) {
+ * its grace has run out is purged; one back under it is forgotten.
+ * Returns when the earliest grace still running ends (0: none runs). */
+static uint64_t purge_over_caps(void) {
+  uint64_t next = 0;
   for (unsigned i = 0; i < ts_narenas; i++) {
     ts_arena_t *arena = &ts_arenas[i];
     pthread_mutex_lock(&arena->lock);
     if (arena->cap_over_ns) {
       size_t cap = ts_purge_cap_pages(arena);
+      uint64_t end = arena->cap_over_ns + TS_CAP_GRACE_NS;
       if (arena->dirty_pages <= cap) arena->cap_over_ns = 0;
-      else if (ts_os_now_ns() - arena->cap_over_ns >= TS_CAP_GRACE_NS) purge_to_cap(arena, cap);
+      else if (ts_os_now_ns() >= end) purge_to_cap(arena, cap);
+      else if (!next || end < next) next = end;
     }
     pthread_mutex_unlock(&arena->lock);
   }
+  return next;
 }
 
 /* Gives the pages of every bin's spare slab back to its arena, and purges
@@ -193,7 +198,6 @@ size_t ts_purge_mesh(void) {
  * the dirty pages left. */
 static size_t purge_tick(void) {
   size_t left = 0;
-  purge_over_caps();
   for (unsigned i = 0; i < ts_narenas; i++) {
     ts_arena_t *arena = &ts_arenas[i];
     purge_release_spares(arena, true);
@@ -216,15 +220,21 @@ size_t ts_purge_dirty_pages(void) {
   return n;
 }
 
+/* A deadline on purger_cond's clock (CLOCK_MONOTONIC, set by
+ * ts_purge_init) from a ts_os_now_ns() time. */
+static struct timespec purger_deadline(uint64_t at_ns) {
+  struct timespec ts = {(time_t)(at_ns / 1000000000u), (long)(at_ns % 1000000000u)};
+  return ts;
+}
+
 /* Sleeps until the monotonic time until_ns, or until a free asks for a
- * look at the soft caps; returns whether one did (and takes the ask). */
+ * look at the soft caps; returns whether one did (and takes the ask).  A
+ * time already past returns false at once and leaves an ask for the next
+ * call: a program that passes its cap every few milliseconds must not
+ * hold off the tick. */
 static bool purger_sleep(uint64_t until_ns) {
-  uint64_t now = ts_os_now_ns();
-  struct timespec until;
-  clock_gettime(CLOCK_REALTIME, &until); /* purger_cond's clock */
-  uint64_t ns = (until_ns > now ? until_ns - now : 0) + (uint64_t)until.tv_nsec;
-  until.tv_sec += (time_t)(ns / 1000000000u);
-  until.tv_nsec = (long)(ns % 1000000000u);
+  if (ts_os_now_ns() >= until_ns) return false;
+  struct timespec until = purger_deadline(until_ns);
   pthread_mutex_lock(&purger_lock);
   while (!atomic_load(&cap_check_asked))
     if (pthread_cond_timedwait(&purger_cond, &purger_lock, &until) != 0) break;
@@ -233,27 +243,39 @@ static bool purger_sleep(uint64_t until_ns) {
   return asked;
 }
 
+/* The earlier of a pending cap check (0: none) and now + the grace. */
+static uint64_t cap_check_after_grace(uint64_t pending) {
+  uint64_t at = ts_os_now_ns() + TS_CAP_GRACE_NS;
+  return pending && pending < at ? pending : at;
+}
+
 static void *purger_main(void *arg) {
   (void)arg;
   uint64_t tick_ms = ts_opt.decay_ms / 2 ? ts_opt.decay_ms / 2 : 1;
   bool trim_caches = ts_os_barrier_init();
   unsigned idle = 0;
   uint64_t next_tick = ts_os_now_ns() + tick_ms * 1000000u;
+  uint64_t cap_check_at = 0; /* when to look at the soft caps; 0: no arena is over */
   for (;;) {
-    if (purger_sleep(next_tick)) {
+    uint64_t wake = cap_check_at && cap_check_at < next_tick ? cap_check_at : next_tick;
+    if (purger_sleep(wake)) {
       /* a soft cap was passed: look again when its grace has run out */
-      struct timespec ts = {0, (long)TS_CAP_GRACE_NS};
-      while (nanosleep(&ts, &ts) != 0) {
-      }
-      purge_over_caps();
+      cap_check_at = cap_check_after_grace(cap_check_at);
       continue;
     }
-    next_tick = ts_os_now_ns() + tick_ms * 1000000u;
+    uint64_t now = ts_os_now_ns();
+    if (cap_check_at && now >= cap_check_at) cap_check_at = purge_over_caps();
+    if (now < next_tick) continue;
+    next_tick = now + tick_ms * 1000000u;
+    cap_check_at = purge_over_caps(); /* every arena looked at: the graces still running */
     bool caches_busy = trim_caches && ts_tcache_trim_idle();
     size_t meshed = ts_purge_mesh();
     ts_stats_tick();
     idle = purge_tick() || caches_busy || meshed ? 0 : idle + 1;
-    if (idle < 2) continue;
+    /* A grace started by this thread's own frees (a cache trimmed, a
+     * slab released) has no kick to announce it. */
+    if (atomic_exchange(&cap_grace_started, false)) cap_check_at = cap_check_after_grace(cap_check_at);
+    if (idle < 2 || cap_check_at) continue;
     /* Nothing to do: sleep until a free leaves dirty pages, or at most
      * TS_PURGER_NAP_TICKS ticks: a free that lands in a thread's cache
      * wakes nobody (the fast path makes no call), and an idle thread's
@@ -265,11 +287,7 @@ static void *purger_main(void *arg) {
       atomic_store(&purger_waiting, false);
       continue;
     }
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    uint64_t nap_ns = tick_ms * TS_PURGER_NAP_TICKS * 1000000u + (uint64_t)until.tv_nsec;
-    until.tv_sec += (time_t)(nap_ns / 1000000000u);
-    until.tv_nsec = (long)(nap_ns % 1000000000u);
+    struct timespec until = purger_deadline(ts_os_now_ns() + tick_ms * TS_PURGER_NAP_TICKS * 1000000u);
     pthread_mutex_lock(&purger_lock);
     while (atomic_load(&purger_waiting))
       if (pthread_cond_timedwait(&purger_cond, &purger_lock, &until) != 0) break;
@@ -306,13 +324,26 @@ void ts_purge_kick(void) {
   pthread_mutex_unlock(&purger_lock);
 }
 
-/* The child of a fork has no purger thread: the next free starts one. */
+/* purger_cond waits on CLOCK_MONOTONIC, the clock of ts_os_now_ns(), so
+ * that a change of the wall clock neither delays nor hurries a tick.
+ * Called while one thread runs: at initialisation and in a fork's child. */
+void ts_purge_init(void) {
+  pthread_condattr_t attr;
+  pthread_condattr_init(&attr);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&purger_cond, &attr);
+  pthread_condattr_destroy(&attr);
+}
+
+/* The child of a fork has no purger thread: the next free starts one.  An
+ * arena the parent left within a grace is looked at by the new purger. */
 void ts_purge_postfork_child(void) {
   atomic_store(&purger_state, PURGER_NONE);
   pthread_mutex_init(&purger_lock, NULL);
-  pthread_cond_init(&purger_cond, NULL);
+  ts_purge_init();
   atomic_store(&purger_waiting, false);
   atomic_store(&cap_check_asked, false);
+  atomic_store(&cap_grace_started, true);
 }
 
 size_t ts_purge(void) {
@@ -329,6 +360,7 @@ size_t ts_purge(void) {
     purge_release_spares(&ts_arenas[i], false);
     pthread_mutex_lock(&ts_arenas[i].lock);
     purge_chunks(&ts_arenas[i], TS_PURGE_ALL);
+    ts_arenas[i].cap_over_ns = 0; /* no dirty page left: no grace runs */
     pthread_mutex_unlock(&ts_arenas[i].lock);
   }
   return (ts_pages_returned - before) << TS_PAGE_SHIFT;

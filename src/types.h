@@ -160,6 +160,8 @@ typedef struct ts_span_s {
   uint64_t freemap[TS_SLAB_MAP_WORDS]; /* bit i set: object i is free */
 } ts_span_t;
 _Static_assert(sizeof(ts_span_t) == 64, "a span is one cache line");
+_Static_assert(TS_CHUNK_PAGES <= UINT16_MAX, "a run's page count fits npages");
+_Static_assert(TS_SLAB_MAX_PAGES <= 16, "a slab's pages fit the aged_pages mask");
 
 /* ---- Chunks ---- */
 

@@ -94,7 +94,10 @@ TS_TEST(ts_purge_returns_freed_memory) {
    * RSS fell 27 MiB more than ts_purge() returned, a tick in between) */
   expect_true(returned_all + (2u << 20) >= before - after, "returned %zu (all threads %zu), rss fell %zu", returned,
               returned_all, before - after);
-  expect_true(returned <= before - after + (2u << 20), "returned %zu, rss fell %zu", returned, before - after);
+  /* and at most 4 MiB more: pages inside slabs that no object ever
+   * touched are purged with the rest but were never resident (seen: 2.02
+   * MiB more in one run of eight beside other tests) */
+  expect_true(returned <= before - after + (4u << 20), "returned %zu, rss fell %zu", returned, before - after);
   expect_true(after <= start + (16u << 20), "rss %zu KiB, start %zu KiB", after >> 10, start >> 10);
   expect_eq(ts_purge_dirty_pages(), 0);
 }
@@ -316,11 +319,14 @@ TS_TEST(soft_cap_grace_and_ceiling) {
   size_t cap = ts_purge_cap_pages(arena);
   pthread_mutex_unlock(&arena->lock);
   size_t most = 0, after = 0;
-  uint64_t t0 = ts_os_now_ns();
+  uint64_t t0 = ts_os_now_ns(), crossed = 0; /* crossed: just before the free that last took the arena over its cap */
   for (int i = 0; i < NBIG; i++) {
+    uint64_t t = ts_os_now_ns();
+    size_t before = after;
     ts_free(big[i]);
     after = arena_dirty(arena);
     if (after > most) most = after;
+    if (after > cap && (i == 0 || before <= cap)) crossed = t;
   }
   uint64_t t1 = ts_os_now_ns();
   long waited = 0;
@@ -328,14 +334,73 @@ TS_TEST(soft_cap_grace_and_ceiling) {
     sleep_ms(1);
     waited++;
   }
+  uint64_t back = ts_os_now_ns();
   size_t end = arena_dirty(arena);
-  printf("  cap %zu pages: at most %zu dirty during the burst (%.1f ms), %zu after it, %zu %ld ms later\n", cap, most,
-         (double)(t1 - t0) / 1e6, after, end, waited);
+  printf("  cap %zu pages: at most %zu dirty during the burst (%.1f ms), %zu after it, %zu %ld ms later, "
+         "%.1f ms after the last crossing\n",
+         cap, most, (double)(t1 - t0) / 1e6, after, end, waited, (double)(back - crossed) / 1e6);
   expect_true(most <= 2 * cap, "%zu dirty pages, above twice the cap", most);
-  if (t1 - t0 < 10000000u) /* no free came after the grace: only the ceiling purged */
-    expect_true(most > cap, "the cap purged at once: at most %zu dirty pages", most);
+  /* the burst ends above the cap: the grace that began at the last
+   * crossing ran its full 10 ms before the purger purged */
+  expect_true(after > cap, "the burst ended at %zu dirty pages, not above the cap", after);
+  expect_true(back - crossed >= 10000000u, "purged %.1f ms after the cap was passed, within the grace",
+              (double)(back - crossed) / 1e6);
   expect_true(end <= cap, "%zu dirty pages %ld ms after the burst", end, waited);
   for (int i = 0; i < NBIG; i++) ts_free(sep[i]);
+  ts_purge();
+}
+
+/* A program that passes its soft cap every few milliseconds and comes
+ * back under it at once must not hold off the ticks: each pass asks the
+ * purger for a look after the grace, and those looks once took the place
+ * of the tick, so old dirty pages were never purged.  20 freed 1 MiB runs
+ * between live ones (5120 pages, under the 8192-page floor) stay dirty
+ * while blocks of 1.25 MiB, too large for their holes, are freed until
+ * the arena is past its cap and taken back, every 2 ms for 1.5 s; the
+ * ticks (every 100 ms) must purge the 1 MiB runs. */
+TS_TEST(ticks_run_while_a_program_hovers_at_its_cap) {
+  /* run as "unit_purge hover" with TESSERA_CONF=decay_ms:200 (CMakeLists) */
+  assert_true(ts_opt.background_thread && ts_opt.decay_ms == 200 && !ts_opt.dirty_max_bytes, "TESSERA_CONF not applied");
+  enum { NOLD = 20, NCHURN = 30 };
+  const size_t old_size = (size_t)1 << 20, churn_size = (size_t)5 << 18;
+  static void *old[NOLD], *sep[NOLD + NCHURN], *churn[NCHURN];
+  ts_purge();
+  ts_arena_t *arena = ts_thread_arena();
+  for (int i = 0; i < NOLD; i++) {
+    assert_true((old[i] = ts_malloc(old_size)) != NULL);
+    assert_true((sep[i] = ts_malloc(old_size)) != NULL);
+    memset(old[i], 0x11, old_size);
+  }
+  for (int i = 0; i < NCHURN; i++) {
+    assert_true((churn[i] = ts_malloc(churn_size)) != NULL);
+    assert_true((sep[NOLD + i] = ts_malloc(64u << 10)) != NULL); /* no chunk empties */
+    memset(churn[i], 0x22, churn_size);
+  }
+  pthread_mutex_lock(&arena->lock);
+  size_t cap = ts_purge_cap_pages(arena);
+  pthread_mutex_unlock(&arena->lock);
+  const size_t old_pages = NOLD * (old_size >> TS_PAGE_SHIFT), churn_pages = NCHURN * (churn_size >> TS_PAGE_SHIFT);
+  assert_true(old_pages < cap && churn_pages > cap && old_pages + churn_pages <= 2 * cap,
+              "cap %zu pages does not suit the test", cap);
+  for (int i = 0; i < NOLD; i++) ts_free(old[i]);
+  unsigned passes = 0;
+  uint64_t stop = ts_os_now_ns() + 1500u * 1000000u;
+  while (ts_os_now_ns() < stop) {
+    int n = 0;
+    while (n < NCHURN && arena_dirty(arena) <= cap) ts_free(churn[n++]); /* past the cap: a grace starts */
+    passes += arena_dirty(arena) > cap;
+    for (int i = 0; i < n; i++) assert_true((churn[i] = ts_malloc(churn_size)) != NULL);
+    ts_free(churn[0]); /* under the cap: the grace is forgotten */
+    assert_true((churn[0] = ts_malloc(churn_size)) != NULL);
+    sleep_ms(2);
+  }
+  int still_dirty = 0;
+  for (int i = 0; i < NOLD; i++) still_dirty += run_all_dirty(old[i], old_size);
+  printf("  cap %zu pages: %u passes over it in 1.5 s; %d of %d old runs still dirty\n", cap, passes, still_dirty, NOLD);
+  expect_true(passes > 200, "only %u passes over the cap", passes);
+  expect_eq(still_dirty, 0);
+  for (int i = 0; i < NCHURN; i++) ts_free(churn[i]);
+  for (int i = 0; i < NOLD + NCHURN; i++) ts_free(sep[i]);
   ts_purge();
 }
 
@@ -446,6 +511,10 @@ int main(int argc, char **argv) {
   }
   if (argc > 1 && strcmp(argv[1], "softcap") == 0) {
     ts_run(soft_cap_grace_and_ceiling);
+    return ts_test_done();
+  }
+  if (argc > 1 && strcmp(argv[1], "hover") == 0) {
+    ts_run(ticks_run_while_a_program_hovers_at_its_cap);
     return ts_test_done();
   }
   if (argc > 1 && strcmp(argv[1], "cap_order") == 0) {
