@@ -233,7 +233,7 @@ typedef struct {
 
 static space pages_space, medium_space;
 static uint32_t medium_min; /* objects above this go to the medium heap; 0: none */
-static uint64_t live;
+static uint64_t live, medium_used;
 
 /* A medium block takes its class's bytes (a thread cache keeps blocks by
  * class), above the classes its own. */
@@ -246,6 +246,7 @@ static void heap_alloc(block *b, uint64_t size) {
     if (medium_min && size <= medium_max) {
       b->kind = 1;
       b->at = space_alloc(&medium_space, medium_bytes(size));
+      medium_used += medium_bytes(size);
     } else {
       b->kind = 2;
       b->at = space_alloc(&pages_space, size);
@@ -281,6 +282,7 @@ static void heap_free(block *b) {
   if (b->kind == 1) {
     uint64_t size = b->size;
     space_free(&medium_space, b->at, medium_bytes(size));
+    medium_used -= medium_bytes(size);
     return;
   }
   if (b->kind == 2) {
@@ -347,7 +349,9 @@ static void run_cache(void) {
         if (live * 10 >= budget * 9 && kept() > worst) worst = kept();
       }
     }
-    printf("  cache %-12s %.3f (worst while 90%% full %.3f)\n", mixes[m].phase, kept(), worst);
+    printf("  cache %-12s %.3f (worst while 90%% full %.3f); medium heap: %.1f MiB of pages, %.1f MiB in blocks\n",
+           mixes[m].phase, kept(), worst, (double)medium_space.pages_in_use * PAGE / 1048576.0,
+           (double)medium_used / 1048576.0);
   }
   while (count > 0) {
     heap_free(&ring[head]);

@@ -84,7 +84,7 @@ TS_API const char *ts_version(void);
  * snapshot mixes moments a few microseconds apart; the parts add up
  * exactly in a process whose other threads are quiet.  Cost: every arena's
  * locks, held for a walk of its page maps (about 1 ms per GiB in use). */
-#define TS_STATS_VERSION 2
+#define TS_STATS_VERSION 3
 #define TS_STATS_CLASSES 128
 #define TS_STATS_ARENAS 64
 
@@ -131,6 +131,7 @@ typedef struct ts_stats_s {
   uint64_t metadata_bytes;
   uint64_t committed_bytes;
   uint64_t allocated_bytes;  /* requested + rounding */
+  uint64_t medium_bytes;     /* of allocated: blocks of 4 .. 64 KiB in granule regions */
   uint64_t large_bytes;      /* of allocated: page runs (32 KiB .. 2 MiB) */
   uint64_t huge_bytes;       /* of allocated: blocks mapped on their own */
   uint64_t mapped_bytes;     /* address space of every mapping of tessera's */

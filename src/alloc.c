@@ -4,6 +4,9 @@
  * huge mappings.
  *
  * Which layer serves a request:
+ *   4 KiB < size <= 64 KiB           a medium block (medium.c), whole granules
+ *                                    of 256 bytes, under the arena's medium
+ *                                    lock (no thread cache: see medium.c)
  *   size <= TS_SMALL_MAX (32 KiB)    a size class: thread cache, else bin
  *   size <= TS_LARGE_MAX (2 MiB)     a page run: the thread's cached runs (up to
  *                                    256 KiB), else its arena's chunks
@@ -77,7 +80,18 @@ static void *alloc_large(size_t size, size_t alignment, size_t requested) {
   return p;
 }
 
+/* A medium block (medium.c) of size bytes. */
+static void *alloc_medium(size_t size) {
+  ts_arena_t *arena = ts_thread_arena();
+  void *p = arena ? ts_medium_alloc(arena, size) : NULL;
+  if (!p) return alloc_fail();
+  ts_tstats_t *st = ts_stats_here();
+  ts_cnt_add(st == &ts_stats_orphan, &st->nmalloc, 1);
+  return p;
+}
+
 static TS_NOINLINE void *alloc_slow(size_t size) {
+  if (ts_medium_size(size)) return alloc_medium(size);
   /* computed, not looked up: the table may not be built yet */
   if (size <= TS_SMALL_MAX) return alloc_class(ts_size_to_class_compute(size), size);
   if (size <= TS_LARGE_MAX) return alloc_large(size, 0, size);
@@ -109,6 +123,34 @@ static TS_NOINLINE __attribute__((noreturn)) void free_invalid(const char *fn, c
   ts_fatal("%s(): invalid pointer %p", fn, p);
 }
 
+/* A medium block goes into the thread's gathered frees, which go back
+ * to their regions TS_MEDIUM_PENDING at a time. */
+static void free_medium(ts_chunk_t *chunk, void *p, const char *fn) {
+  size_t bytes = ts_medium_usable(chunk, p);
+  if (TS_UNLIKELY(!bytes)) ts_fatal("%s(): invalid pointer %p (not a block in a medium region, or freed twice)", fn, p);
+  ts_tcache_t *tc = ts_tcache_claim();
+  if (!tc) {
+    ts_cnt_add(true, &ts_stats_orphan.nfree, 1);
+    ts_medium_free_many(&p, 1, fn);
+    ts_purge_kick();
+    return;
+  }
+  uint32_t n = tc->medium_npending;
+  for (uint32_t i = 0; i < n; i++)
+    if (TS_UNLIKELY(tc->medium_pending[i] == p)) {
+      ts_tcache_leave(tc);
+      ts_fatal("%s(): double free of %p (size %zu)", fn, p, bytes);
+    }
+  ts_cnt_add(false, &tc->stats.nfree, 1);
+  tc->medium_pending[n] = p;
+  TS_SW_SET(tc->medium_npending, n + 1);
+  TS_SW_ADD(tc->medium_pending_bytes, bytes);
+  bool flush = n + 1 == TS_MEDIUM_PENDING;
+  if (flush) ts_tcache_flush_medium(tc);
+  ts_tcache_leave(tc);
+  ts_purge_kick(); /* the purger gives them back if the thread goes idle */
+}
+
 /* Frees p after the fast path could not: NULL, a full or absent cache, a
  * large or huge block, or a pointer that is not ours. */
 void ts_free_slow(void *p, const char *fn) {
@@ -122,6 +164,10 @@ void ts_free_slow(void *p, const char *fn) {
     unsigned code = ts_chunk_block_code(chunk, page);
     if (code == TS_PAGE_MIXED && (code = ts_mixed_class_nolock(chunk, p)) == TS_PAGE_MIXED) {
       ts_mixed_free(chunk, p, fn);
+      return;
+    }
+    if (code == TS_PAGE_MEDIUM) {
+      free_medium(chunk, p, fn);
       return;
     }
     if (code < TS_NCLASSES) {
@@ -203,6 +249,10 @@ size_t ts_usable_checked(const void *p, const char *fn) {
       unsigned code = ts_chunk_block_code(chunk, page);
       if (code == TS_PAGE_MIXED && (code = ts_mixed_class_nolock(chunk, p)) == TS_PAGE_MIXED)
         code = ts_mixed_class_of(chunk, p, fn); /* reports p */
+      if (code == TS_PAGE_MEDIUM) {
+        size_t n = ts_medium_usable(chunk, p);
+        if (n) return n;
+      }
       if (code < TS_NCLASSES) return ts_class_size[code];
       if (code == TS_PAGE_LARGE && ((uintptr_t)p & TS_PAGE_MASK) == 0) return (size_t)chunk->spans[page].npages << TS_PAGE_SHIFT;
     }
@@ -255,7 +305,12 @@ void *ts_realloc(void *p, size_t size) {
   if (kind == TS_WINDOW_CHUNK) {
     unsigned code = ts_chunk_block_code(ts_chunk_of(p), ts_chunk_page_of(p));
     if (code == TS_PAGE_MIXED) code = ts_mixed_class_nolock(ts_chunk_of(p), p); /* p was checked above */
-    if (code < TS_NCLASSES) {
+    if (code == TS_PAGE_MEDIUM) {
+      if (ts_medium_size(size) && ts_medium_resize(ts_chunk_of(p), p, size)) {
+        if (size < old) ts_purge_kick();
+        return p;
+      }
+    } else if (code < TS_NCLASSES) {
       if (size <= TS_SMALL_MAX && ts_size_to_class(size) == code) {
         if (ts_opt.stats_exact) ts_acct_small_resize(p, code, size);
         return p;
@@ -298,6 +353,7 @@ static void *alloc_aligned(size_t alignment, size_t size) {
   if (alignment <= TS_MIN_ALIGN_BYTES) return ts_malloc(size);
   if (size > TS_ALLOC_MAX || alignment > TS_ALLOC_MAX / 2 + 1) return alloc_fail();
   if (size <= TS_SMALL_MAX && alignment <= TS_PAGE_SIZE) {
+    if (alignment <= ((size_t)1 << TS_MEDIUM_GRANULE_SHIFT) && ts_medium_size(size)) return alloc_medium(size);
     for (unsigned c = ts_size_to_class_compute(size); c < TS_NCLASSES; c++)
       if ((ts_class_size[c] & (alignment - 1)) == 0) return alloc_class(c, size);
   }

@@ -35,6 +35,7 @@ void ts_arena_init(ts_arena_t *arena, unsigned index) {
   atomic_init(&arena->xthreads, 0);
   atomic_init(&arena->large_pages, 0);
   ts_meta_init(&arena->meta);
+  ts_medium_init(&arena->medium);
   for (unsigned c = 0; c < TS_NCLASSES; c++) {
     ts_bin_init(&arena->bins[c]);
     atomic_init(&arena->foreign_objs[c], 0);
@@ -92,14 +93,15 @@ void *ts_arena_run_alloc(ts_arena_t *arena, unsigned npages, unsigned align_page
   return ts_chunk_page_addr(chunk, (unsigned)(s - chunk->spans));
 }
 
-void ts_arena_run_free_locked(ts_chunk_t *chunk, unsigned head) {
+/* Frees the run at head whose pages set in purged (bit i: page head + i)
+ * were purged while it was in use; the arena lock held. */
+static void arena_run_free_purged(ts_chunk_t *chunk, unsigned head, uint64_t purged) {
   ts_arena_t *arena = chunk->arena;
   ts_span_t *s = &chunk->spans[head];
   unsigned npages = s->npages;
   unsigned code = ts_chunk_codes(chunk)[head];
   if (code == TS_PAGE_LARGE || code == TS_PAGE_CACHED)
     atomic_fetch_sub_explicit(&arena->large_pages, npages, memory_order_relaxed);
-  unsigned purged = 0; /* a slab's pages purged while it was in use */
   if (s->is_slab) {
     ts_side_detach(chunk, head, npages);
     ts_mixed_forget(chunk, head);
@@ -125,6 +127,15 @@ void ts_arena_run_free_locked(ts_chunk_t *chunk, unsigned head) {
   ts_run_remove_chunk(arena, chunk);
   arena_remove_chunk(arena, chunk);
   ts_chunk_delete(chunk);
+}
+
+void ts_arena_run_free_locked(ts_chunk_t *chunk, unsigned head) { arena_run_free_purged(chunk, head, 0); }
+
+void ts_arena_run_free_purged(ts_chunk_t *chunk, unsigned head, uint64_t purged) {
+  ts_arena_t *arena = chunk->arena; /* the chunk may be unmapped below */
+  pthread_mutex_lock(&arena->lock);
+  arena_run_free_purged(chunk, head, purged);
+  pthread_mutex_unlock(&arena->lock);
 }
 
 void ts_arena_run_free(ts_chunk_t *chunk, unsigned head) {
@@ -189,6 +200,7 @@ bool ts_arena_large_resize(void *p, size_t new_size) {
 void ts_arena_prefork(void) {
   for (unsigned i = 0; i < ts_narenas; i++) {
     for (unsigned c = 0; c < TS_NCLASSES; c++) pthread_mutex_lock(&ts_arenas[i].bins[c].lock);
+    ts_medium_prefork(&ts_arenas[i]);
     pthread_mutex_lock(&ts_arenas[i].lock);
     ts_meta_prefork(&ts_arenas[i]);
   }
@@ -198,6 +210,7 @@ void ts_arena_postfork_parent(void) {
   for (unsigned i = ts_narenas; i-- > 0;) {
     ts_meta_postfork_parent(&ts_arenas[i]);
     pthread_mutex_unlock(&ts_arenas[i].lock);
+    ts_medium_postfork_parent(&ts_arenas[i]);
     for (unsigned c = TS_NCLASSES; c-- > 0;) pthread_mutex_unlock(&ts_arenas[i].bins[c].lock);
   }
 }
@@ -207,6 +220,7 @@ void ts_arena_postfork_parent(void) {
 void ts_arena_postfork_child(void) {
   for (unsigned i = 0; i < ts_narenas; i++) {
     pthread_mutex_init(&ts_arenas[i].lock, NULL);
+    ts_medium_postfork_child(&ts_arenas[i]);
     ts_meta_postfork_child(&ts_arenas[i]);
     for (unsigned c = 0; c < TS_NCLASSES; c++) pthread_mutex_init(&ts_arenas[i].bins[c].lock, NULL);
     atomic_store_explicit(&ts_arenas[i].xthreads, 0, memory_order_relaxed);

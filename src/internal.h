@@ -102,7 +102,7 @@ ts_chunk_t *ts_chunk_new(ts_arena_t *arena);      /* NULL on OOM */
 void ts_chunk_delete(ts_chunk_t *chunk);
 void ts_chunk_mark_used(ts_chunk_t *chunk, unsigned head, unsigned npages);
 /* Bit i of purged: page head + i is free but not resident, so not dirty. */
-void ts_chunk_mark_free(ts_chunk_t *chunk, unsigned head, unsigned npages, uint32_t purged);
+void ts_chunk_mark_free(ts_chunk_t *chunk, unsigned head, unsigned npages, uint64_t purged);
 bool ts_chunk_is_empty(const ts_chunk_t *chunk);
 /* Purges dirty ranges of at least min_run pages until max_pages are purged;
  * returns the pages purged.  (chunk, which, 1, SIZE_MAX): every one.  The
@@ -122,7 +122,7 @@ void ts_run_remove_chunk(ts_arena_t *arena, ts_chunk_t *chunk);   /* chunk must 
 ts_span_t *ts_run_alloc(ts_arena_t *arena, unsigned npages, unsigned align_pages); /* NULL: no room */
 /* Frees a run (bit i of purged: page head + i is not resident, as
  * ts_chunk_mark_free); true: the chunk is now empty. */
-bool ts_run_free(ts_arena_t *arena, ts_chunk_t *chunk, unsigned head, unsigned npages, uint32_t purged);
+bool ts_run_free(ts_arena_t *arena, ts_chunk_t *chunk, unsigned head, unsigned npages, uint64_t purged);
 /* After dirty pages of the free run holding page were purged: moves the
  * run to the clean set if none of its pages is dirty now. */
 void ts_run_recheck(ts_arena_t *arena, ts_chunk_t *chunk, unsigned page);
@@ -232,6 +232,7 @@ void ts_arena_release(ts_arena_t *arena);         /* a thread unbinds */
 void *ts_arena_run_alloc(ts_arena_t *arena, unsigned npages, unsigned align_pages, ts_span_t **span_out);
 void ts_arena_run_free(ts_chunk_t *chunk, unsigned head); /* takes chunk->arena's lock */
 void ts_arena_run_free_locked(ts_chunk_t *chunk, unsigned head);
+void ts_arena_run_free_purged(ts_chunk_t *chunk, unsigned head, uint64_t purged); /* takes the arena lock */
 void *ts_arena_large_alloc(ts_arena_t *arena, size_t size, size_t alignment);
 bool ts_arena_large_resize(void *p, size_t new_size); /* in place; true on success */
 void ts_arena_prefork(void);
@@ -288,7 +289,8 @@ bool ts_tcache_trim_idle(void);                   /* purger: flush idle caches; 
 size_t ts_tcache_held_bytes(const ts_tcache_t *tc);
 /* Every thread's counters summed into *sum; objects in thread caches per
  * class into cached[], bytes of large runs cached into *cached_large. */
-void ts_tcache_sum_stats(ts_tstats_t *sum, uint64_t *cached, uint64_t *cached_large);
+void ts_tcache_sum_stats(ts_tstats_t *sum, uint64_t *cached, uint64_t *cached_large, uint64_t *cached_medium);
+void ts_tcache_flush_medium(ts_tcache_t *tc); /* the medium frees gathered */
 void ts_tcache_prefork(void);
 void ts_tcache_postfork_parent(void);
 void ts_tcache_postfork_child(void);
@@ -310,6 +312,7 @@ typedef struct ts_options_s {
   bool background_thread;     /* purge on the deadline from a thread of ours */
   bool mesh;                  /* the purger meshes sparse 1-page slabs */
   bool mixed_slabs;           /* objects may go into other classes' slabs (mixed.c) */
+  bool medium;                /* requests of 4 to 64 KiB in granule regions (medium.c) */
   bool stats_exact;           /* every small object's request is kept (side.c) */
   bool tags;                  /* blocks are charged to tags (tag.c); implies stats_exact */
   uint8_t stats_print;        /* at exit: 0 none, 1 text, 2 json */
@@ -328,6 +331,23 @@ void ts_purge_kick(void);                         /* no lock held: make sure the
 size_t ts_purge_mesh(void);                       /* purger only: mesh sparse slabs; pages given back */
 void ts_purge_init(void);                         /* one thread running: set up the purger's clock */
 void ts_purge_postfork_child(void);
+
+/* ---- medium.c: blocks of 4 to 64 KiB in regions of 256-byte granules ---- */
+/* Whether a request of size bytes (alignment at most a granule) is a
+ * medium block: fixed at start-up (stats_exact keeps every small block's
+ * request, which a medium block has no place for). */
+#define ts_medium_size(size) \
+  ((size) > TS_MEDIUM_MIN_SIZE && (size) <= TS_MEDIUM_MAX_SIZE && ts_opt.medium && !ts_opt.stats_exact)
+void ts_medium_init(ts_medium_t *m);
+ts_medium_region_t *ts_medium_region(ts_chunk_t *chunk, unsigned head);
+void *ts_medium_alloc(ts_arena_t *arena, size_t size);              /* no lock held; NULL: out of memory */
+void ts_medium_free_many(void **ptrs, unsigned n, const char *fn);  /* no lock held; reports a bad one */
+size_t ts_medium_usable(ts_chunk_t *chunk, const void *p);          /* no lock; 0: p is not a block */
+bool ts_medium_resize(ts_chunk_t *chunk, void *p, size_t size);     /* in place; false: cannot */
+size_t ts_medium_purge(ts_arena_t *arena, bool aged_only); /* the empty region out, free pages purged */
+void ts_medium_prefork(ts_arena_t *arena);
+void ts_medium_postfork_parent(ts_arena_t *arena);
+void ts_medium_postfork_child(ts_arena_t *arena);
 
 /* ---- mesh.c: pages of chunks showing one shared physical page ---- */
 bool ts_mesh_usable(void);                         /* the file and the SIGSEGV handler are in place */

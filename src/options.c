@@ -22,6 +22,11 @@
  *                      holes, objects up to 1 KiB may be placed in the free
  *                      space of other classes' slabs (mixed.c); off with
  *                      stats_exact, whose side arrays are per slot
+ *   medium             true/false, default false: requests above 4 KiB up
+ *                      to 64 KiB are blocks of 256-byte granules in
+ *                      regions, first fit, coalescing, instead of slabs of
+ *                      their class or page runs (medium.c); off with
+ *                      stats_exact
  *   background_thread  true/false (1/0, on/off), default true: a thread of
  *                      tessera's purges on the deadline even when the
  *                      program makes no further allocator calls
@@ -52,6 +57,7 @@ ts_options_t ts_opt = {
     .background_thread = true,
     .mesh = false,
     .mixed_slabs = true,
+    .medium = false,
     .stats_exact = false,
     .tags = false,
     .stats_print = 0,
@@ -114,6 +120,7 @@ static bool *opt_flag(const char *k, size_t klen) {
   if (opt_key_is(k, klen, "background_thread")) return &ts_opt.background_thread;
   if (opt_key_is(k, klen, "mesh")) return &ts_opt.mesh;
   if (opt_key_is(k, klen, "mixed_slabs")) return &ts_opt.mixed_slabs;
+  if (opt_key_is(k, klen, "medium")) return &ts_opt.medium;
   if (opt_key_is(k, klen, "stats_exact")) return &ts_opt.stats_exact;
   if (opt_key_is(k, klen, "tags")) return &ts_opt.tags;
   return NULL;

@@ -183,6 +183,7 @@ static void purge_release_spares(ts_arena_t *arena, bool aged_only) {
     ts_bin_release_spare(arena, c);
     ts_bin_purge_pages(arena, c, aged_only);
   }
+  ts_medium_purge(arena, aged_only);
 }
 
 /* Meshes every bin's sparse 1-page slabs (option mesh); the purger's. */

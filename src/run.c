@@ -162,7 +162,7 @@ void ts_run_recheck(ts_arena_t *arena, ts_chunk_t *c, unsigned page) {
   run_index(arena, c, head, s->npages);
 }
 
-bool ts_run_free(ts_arena_t *arena, ts_chunk_t *c, unsigned head, unsigned n, uint32_t purged) {
+bool ts_run_free(ts_arena_t *arena, ts_chunk_t *c, unsigned head, unsigned n, uint64_t purged) {
   ts_chunk_mark_free(c, head, n, purged);
   unsigned right = head + n;
   if (right < TS_CHUNK_PAGES && run_page_free(c, right)) {

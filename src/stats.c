@@ -11,10 +11,11 @@
  *   - the arenas' and bins' own counters, kept under their locks: pages in
  *     slabs and large runs, slots used, dirty pages; and a walk of every
  *     chunk for what the kernel has resident (mincore).
- * The ledger: allocated = live objects x class size + large + huge bytes;
+ * The ledger: allocated = live objects x class size + medium blocks' whole
+ * granules + large + huge bytes;
  * rounding = allocated - requested; cached = what is out of the slabs and
  * runs but not held by callers (thread caches); slab_free = committed slab
- * pages minus their used slots; dirty; metadata = resident chunk headers,
+ * and medium region pages minus their used slots and blocks; dirty; metadata = resident chunk headers,
  * side arrays, huge headers, the arenas and thread-cache structures and the
  * chunk map's resident pages.  committed is their sum.
  *
@@ -204,6 +205,7 @@ static void process_rss(uint64_t *rss, uint64_t *hwm) {
 typedef struct walk_s {
   uint64_t cls_slabs[TS_NCLASSES], cls_pages[TS_NCLASSES], cls_objects[TS_NCLASSES], cls_used[TS_NCLASSES];
   uint64_t cls_foreign[TS_NCLASSES], cls_hosted[TS_NCLASSES];
+  uint64_t medium_bytes; /* medium blocks, whole granules */
   uint64_t large_bytes;  /* large runs out of the arenas, held or cached */
 } walk_t;
 
@@ -251,6 +253,14 @@ static void walk_arena(ts_arena_t *a, walk_t *w, ts_stats_arena_t *as, bool resi
     slab_bytes += pages << TS_PAGE_SHIFT;
   }
   as->used_bytes += small_used;
+  /* medium regions: their pages not purged hold their blocks and free
+   * granules, which count with the slabs' free slots */
+  pthread_mutex_lock(&a->medium.lock);
+  uint64_t medium_used = a->medium.used_bytes, medium_pages = a->medium.pages << TS_PAGE_SHIFT;
+  pthread_mutex_unlock(&a->medium.lock);
+  w->medium_bytes += medium_used;
+  as->used_bytes += medium_used;
+  as->slab_free_bytes += medium_pages > medium_used ? medium_pages - medium_used : 0;
   /* a foreign object counted before its slab's covered slot: only while
    * a fill or free runs during the snapshot */
   as->slab_free_bytes += slab_bytes > small_used ? slab_bytes - small_used : 0;
@@ -267,8 +277,8 @@ static void stats_fill(ts_stats_t *out, walk_t *w, ts_tstats_t *sum, uint64_t *c
   memset(w, 0, sizeof *w);
   out->version = TS_STATS_VERSION;
   out->requested_exact = ts_opt.stats_exact;
-  uint64_t cached_large;
-  ts_tcache_sum_stats(sum, cached, &cached_large);
+  uint64_t cached_large, cached_medium;
+  ts_tcache_sum_stats(sum, cached, &cached_large, &cached_medium);
   unsigned narenas = ts_is_ready() ? ts_narenas : 0;
   out->narenas = narenas;
   uint64_t requested_counted = 0;
@@ -311,15 +321,18 @@ static void stats_fill(ts_stats_t *out, walk_t *w, ts_tstats_t *sum, uint64_t *c
   uint64_t huge_headers = atomic_load_explicit(&ts_huge_count, memory_order_relaxed) << TS_PAGE_SHIFT;
   uint64_t huge_mapped = huge_usable + huge_headers;
   out->large_bytes = large_live;
+  if (cached_medium > w->medium_bytes) cached_medium = w->medium_bytes;
+  uint64_t medium_live = w->medium_bytes - cached_medium;
+  out->medium_bytes = medium_live;
   out->huge_bytes = huge_usable;
-  out->allocated_bytes = small_live + large_live + huge_usable;
+  out->allocated_bytes = small_live + medium_live + large_live + huge_usable;
   /* requested: large runs' and huge blocks' always; small objects' with
    * stats_exact, else counted at their class size */
   out->requested_bytes = requested_counted + atomic_load_explicit(&ts_huge_requested, memory_order_relaxed) +
-                         (ts_opt.stats_exact ? 0 : small_live);
+                         (ts_opt.stats_exact ? 0 : small_live + medium_live);
   if (out->requested_bytes > out->allocated_bytes) out->requested_bytes = out->allocated_bytes;
   out->rounding_bytes = out->allocated_bytes - out->requested_bytes;
-  out->cached_bytes = small_cached + cached_large;
+  out->cached_bytes = small_cached + cached_large + cached_medium;
   /* tessera's structures outside its mappings: the arenas, the thread
    * caches, the chunk map's touched pages; and the huge headers */
   uint64_t threads = 0;

@@ -62,18 +62,18 @@ static void text_row(out_t *o, const char *name, uint64_t bytes, uint64_t commit
 
 static void format_text(out_t *o, const ts_stats_t *s, int flags) {
   put(o, "tessera %s memory ledger, pid %d%s\n", TESSERA_VERSION, (int)getpid(),
-      s->requested_exact ? "" : " (small blocks' requests counted at class size: TESSERA_CONF=stats_exact:true for exact)");
+      s->requested_exact ? "" : " (small and medium blocks' requests counted at their block size: TESSERA_CONF=stats_exact:true for exact)");
   put(o, "  %-12s %16s %11s %7s\n", "part", "bytes", "MiB", "share");
   text_row(o, "requested", s->requested_bytes, s->committed_bytes, "asked for by callers and still held");
   text_row(o, "rounding", s->rounding_bytes, s->committed_bytes, "size classes and page rounding (internal)");
   text_row(o, "cached", s->cached_bytes, s->committed_bytes, "in thread caches");
-  text_row(o, "slab_free", s->slab_free_bytes, s->committed_bytes, "unused slots of slabs (external)");
+  text_row(o, "slab_free", s->slab_free_bytes, s->committed_bytes, "unused slots of slabs and medium regions (external)");
   text_row(o, "dirty", s->dirty_bytes, s->committed_bytes, "free pages not yet returned to the OS");
   text_row(o, "metadata", s->metadata_bytes, s->committed_bytes, "tessera's own structures");
   text_row(o, "committed", s->committed_bytes, s->committed_bytes, "the sum");
-  put(o, "  allocated %.1f MiB (large %.1f, huge %.1f); mapped %.1f MiB; resident %.1f MiB (mincore); "
+  put(o, "  allocated %.1f MiB (medium %.1f, large %.1f, huge %.1f); mapped %.1f MiB; resident %.1f MiB (mincore); "
          "returned to the OS %.1f MiB since start\n",
-      mib(s->allocated_bytes), mib(s->large_bytes), mib(s->huge_bytes), mib(s->mapped_bytes),
+      mib(s->allocated_bytes), mib(s->medium_bytes), mib(s->large_bytes), mib(s->huge_bytes), mib(s->mapped_bytes),
       mib(s->resident_bytes), mib(s->returned_bytes));
   put(o, "  process RSS %.1f MiB (peak %.1f); peaks seen: requested %.1f MiB, allocated %.1f MiB, resident %.1f MiB\n",
       mib(s->process_rss_bytes), mib(s->process_rss_peak_bytes), mib(s->requested_peak_bytes),
@@ -131,6 +131,7 @@ static void format_json(out_t *o, const ts_stats_t *s, int flags, bool final) {
   J_U64("metadata_bytes", s->metadata_bytes);
   J_U64("committed_bytes", s->committed_bytes);
   J_U64("allocated_bytes", s->allocated_bytes);
+  J_U64("medium_bytes", s->medium_bytes);
   J_U64("large_bytes", s->large_bytes);
   J_U64("huge_bytes", s->huge_bytes);
   J_U64("mapped_bytes", s->mapped_bytes);

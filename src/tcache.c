@@ -91,16 +91,19 @@ static void stats_add(ts_tstats_t *to, ts_tstats_t *from) {
 /* The sum of every thread's counters, the exited ones' included, into
  * *sum, and what the caches hold into cached[] (objects per class) and
  * *cached_large (bytes); all zeroed first.  The caches' counts are read
- * while their threads may be using them: exact when they are not. */
-void ts_tcache_sum_stats(ts_tstats_t *sum, uint64_t *cached, uint64_t *cached_large) {
+ * while their threads may be using them: exact when they are not.
+ * *cached_medium: bytes of medium blocks freed and not yet given back. */
+void ts_tcache_sum_stats(ts_tstats_t *sum, uint64_t *cached, uint64_t *cached_large, uint64_t *cached_medium) {
   memset(sum, 0, sizeof *sum);
   memset(cached, 0, TS_NCLASSES * sizeof *cached);
   *cached_large = 0;
+  *cached_medium = 0;
   pthread_mutex_lock(&registry_lock);
   for (ts_tcache_t *tc = registry; tc; tc = tc->reg_next) {
     stats_add(sum, &tc->stats);
     for (unsigned c = 0; c < TS_NCLASSES; c++) cached[c] += TS_SW_LOAD(tc->bins[c].count);
     *cached_large += TS_SW_LOAD(tc->large_bytes);
+    *cached_medium += TS_SW_LOAD(tc->medium_pending_bytes);
   }
   stats_add(sum, &ts_stats_orphan);
   pthread_mutex_unlock(&registry_lock);
@@ -143,6 +146,8 @@ void ts_tcache_setup(ts_tcache_t *tc) {
   for (unsigned n = 0; n <= TS_TCACHE_LARGE_PAGES; n++) tc->large[n] = NULL;
   TS_SW_SET(tc->large_bytes, 0);
   tc->large_used = false;
+  TS_SW_SET(tc->medium_npending, 0);
+  TS_SW_SET(tc->medium_pending_bytes, 0);
   tc->last_gc_ns = ts_os_now_ns();
   tc->idle_sig = 0;
   /* Without the key the thread-exit destructor would not run: then the
@@ -218,9 +223,17 @@ static void tcache_flush_large(ts_tcache_t *tc) {
   TS_SW_SET(tc->large_bytes, 0);
 }
 
+void ts_tcache_flush_medium(ts_tcache_t *tc) {
+  if (!tc->medium_npending) return;
+  ts_medium_free_many(tc->medium_pending, tc->medium_npending, "free");
+  TS_SW_SET(tc->medium_npending, 0);
+  TS_SW_SET(tc->medium_pending_bytes, 0);
+}
+
 void ts_tcache_flush_all(ts_tcache_t *tc) {
   for (unsigned c = 0; c < TS_NCLASSES; c++) ts_tcache_flush_bin(tc, c, 0);
   tcache_flush_large(tc);
+  ts_tcache_flush_medium(tc);
 }
 
 void ts_tcache_gc(ts_tcache_t *tc) {
@@ -261,6 +274,8 @@ static uint64_t tcache_signature(const ts_tcache_t *tc) {
   }
   for (unsigned n = 0; n <= TS_TCACHE_LARGE_PAGES; n++) sig = (sig ^ (uintptr_t)tc->large[n]) * 0x100000001b3ull;
   held |= large_bytes_of(tc);
+  sig = (sig ^ tc->medium_npending ^ (uintptr_t)tc->medium_pending[0]) * 0x100000001b3ull;
+  held |= tc->medium_npending;
   return held ? sig | 1 : 0;
 }
 
@@ -299,7 +314,7 @@ size_t ts_tcache_held_bytes(const ts_tcache_t *tc) {
   size_t bytes = 0;
   pthread_mutex_lock(&registry_lock);
   for (unsigned c = 0; c < TS_NCLASSES; c++) bytes += (size_t)ts_tbin_count(&tc->bins[c]) * ts_class_size[c];
-  bytes += large_bytes_of(tc);
+  bytes += large_bytes_of(tc) + tc->medium_pending_bytes;
   pthread_mutex_unlock(&registry_lock);
   return bytes;
 }

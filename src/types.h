@@ -122,6 +122,8 @@ enum ts_window_kind_e {
 /* Per-page codes of a chunk (ts_chunk_codes()).  Values below TS_NCLASSES are the
  * size class of a slab page, which is all the free fast path needs. */
 enum ts_page_code_e {
+  TS_PAGE_MEDIUM = 0xF9,  /* a page of a medium region (medium.c): its blocks' classes come
+                             from the region's granule maps */
   TS_PAGE_MIXED = 0xFA,   /* a slab holding objects of other classes too (mixed.c): its frees
                              find the class under the bin lock */
   TS_PAGE_MESHED = 0xFB,  /* a 1-page slab meshed into another: spans[p].next is that slab,
@@ -313,6 +315,75 @@ typedef struct ts_huge_s {
   struct ts_huge_s *prev, *next; /* every huge block, for the ledger (huge.c) */
 } ts_huge_t;
 
+/* ---- Medium regions (medium.c) ---- */
+
+/* Requests above TS_MEDIUM_MIN_SIZE up to TS_MEDIUM_MAX_SIZE are blocks
+ * of whole granules of 256 bytes in regions of TS_MEDIUM_REGION_PAGES
+ * pages, first fit, free neighbours coalescing (docs/ARCHITECTURE.md, A
+ * medium heap, has why 4 and 64 KiB, 256 bytes, 1 MiB).  A region's maps
+ * take 1 KiB, 1/1024 of it. */
+#define TS_MEDIUM_MIN_SIZE 4096u
+#define TS_MEDIUM_GRANULE_SHIFT 8
+#ifndef TS_MEDIUM_REGION_PAGES
+#define TS_MEDIUM_REGION_PAGES 256u
+#endif
+#define TS_MEDIUM_MASK_WORDS (TS_MEDIUM_REGION_PAGES / 64)
+#define TS_MEDIUM_GRANULES ((TS_MEDIUM_REGION_PAGES << TS_PAGE_SHIFT) >> TS_MEDIUM_GRANULE_SHIFT) /* 1024 */
+#define TS_MEDIUM_WORDS (TS_MEDIUM_GRANULES / 64)
+#define TS_MEDIUM_PAGE_GRANULES (TS_PAGE_SIZE >> TS_MEDIUM_GRANULE_SHIFT) /* 16 */
+#define TS_MEDIUM_MAX_SIZE ((size_t)64 << 10)
+/* Medium frees a thread gathers before it takes the locks (types.h,
+ * ts_tcache_s): the speed suite's server frees most of its medium blocks
+ * in the other thread's arena. */
+#define TS_MEDIUM_PENDING 32
+
+/* A region's record, in the spans of its pages after the head (which a
+ * run leaves unused, as mixed slabs' maps do), guarded by its arena's
+ * medium lock:
+ *   used:  bit g set <=> granule g belongs to a block;
+ *   ends:  bit g set <=> a block's last granule is g (a subset of used);
+ *   a block starts at g <=> used bit g set and (g == 0 or used bit g - 1
+ *   clear or ends bit g - 1 set);
+ *   free_granules == TS_MEDIUM_GRANULES - popcount(used);
+ *   longest >= the longest run of clear used bits (a bound, made exact
+ *   when a search it sent to the region fails);
+ *   every granule below first_free is used;
+ *   purged: bit p set <=> page p holds no granule of a block and was
+ *   purged; aged: bit p set <=> the last tick found page p free (and not
+ *   purged), and no block was placed on it since.
+ * A live block's own bits do not change until it is freed, so a free reads
+ * them with no lock (relaxed atomic words: others change around them). */
+typedef struct ts_medium_region_s {
+  uint64_t used[TS_MEDIUM_WORDS];
+  uint64_t ends[TS_MEDIUM_WORDS];
+  uint64_t purged[TS_MEDIUM_MASK_WORDS];
+  uint64_t aged[TS_MEDIUM_MASK_WORDS];
+  uint32_t slot;          /* index in the arena's region table */
+  uint16_t free_granules;
+  uint16_t longest;
+  uint32_t nblocks;
+  uint16_t first_free;    /* every granule below it is used: searches start there */
+  uint16_t pad_;
+} ts_medium_region_t;
+
+/* An arena's regions: a table of slots, the lowest slot with room first
+ * (slots are reused lowest first, so the oldest regions fill first, as the
+ * lowest addresses do in a first-fit heap), found through a max-tree of
+ * each slot's longest free run. */
+typedef struct ts_medium_s {
+  pthread_mutex_t lock;
+  ts_span_t **regions;    /* slot -> head span of its region, or NULL */
+  uint16_t *tree;         /* max-tree over slots: tree[nslots + i] is slot i's longest run */
+  uint32_t nslots;        /* table capacity, a power of two (0: none yet) */
+  uint32_t nregions;      /* slots in use */
+  uint32_t empty_slot;    /* an empty region kept for reuse, or UINT32_MAX */
+  /* for the ledger (stats.c): */
+  uint64_t pages;         /* pages of the regions not purged */
+  uint64_t free_bytes;    /* free granules' bytes */
+  uint64_t used_bytes;    /* the blocks' bytes (whole granules) */
+  uint64_t nblocks;       /* blocks in the regions */
+} ts_medium_t;
+
 /* ---- Bins and arenas ---- */
 
 /* Non-full slabs sit on one of TS_BIN_LISTS lists by how full they are;
@@ -356,6 +427,7 @@ struct ts_arena_s {
   uint64_t cap_over_ns;     /* when dirty_pages passed a soft cap (purge.c), or 0 */
   _Atomic size_t large_pages; /* pages of large runs out of the arena (held or cached) */
   ts_meta_t meta;           /* side arrays, mixed slabs' granule maps */
+  ts_medium_t medium;       /* regions of the medium classes (medium.c) */
   ts_bin_t bins[TS_NCLASSES];
   /* objects of each class placed in other classes' slabs (mixed.c): read
    * by the ledger, changed under the holding slab's bin lock */
@@ -440,6 +512,12 @@ typedef struct ts_tcache_s {
   void *large[TS_TCACHE_LARGE_PAGES + 1];
   size_t large_bytes;          /* single-writer: the owner's (or the purger's, by the protocol) */
   bool large_used;           /* a cached large run was reused since the last trim */
+  /* Medium blocks freed by this thread and not yet given back to their
+   * regions (medium.c): never handed out again from here, only given back
+   * TS_MEDIUM_PENDING at a time, one lock per arena met. */
+  void *medium_pending[TS_MEDIUM_PENDING];
+  uint32_t medium_npending;
+  size_t medium_pending_bytes; /* single-writer: the owner's (or the purger's, by the protocol) */
   ts_tstats_t stats;         /* this thread's share of the ledger */
 } ts_tcache_t;
 

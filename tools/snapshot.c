@@ -49,6 +49,7 @@ static const field_t top_fields[] = {
     TOP("metadata_bytes", K_U64, metadata_bytes),
     TOP("committed_bytes", K_U64, committed_bytes),
     TOP("allocated_bytes", K_U64, allocated_bytes),
+    F_SINCE("medium_bytes", K_U64, snap_t, medium_bytes), /* stats version 3 */
     TOP("large_bytes", K_U64, large_bytes),
     TOP("huge_bytes", K_U64, huge_bytes),
     TOP("mapped_bytes", K_U64, mapped_bytes),

@@ -44,7 +44,7 @@ typedef struct snap_s {
   /* the ledger: committed = requested + rounding + cached + slab_free + dirty + metadata */
   uint64_t requested_bytes, rounding_bytes, cached_bytes, slab_free_bytes, dirty_bytes, metadata_bytes;
   uint64_t committed_bytes;
-  uint64_t allocated_bytes, large_bytes, huge_bytes, mapped_bytes, resident_bytes;
+  uint64_t allocated_bytes, medium_bytes, large_bytes, huge_bytes, mapped_bytes, resident_bytes;
   uint64_t process_rss_bytes, process_rss_peak_bytes, returned_bytes;
   uint64_t requested_peak_bytes, allocated_peak_bytes, resident_peak_bytes;
   double frag_ratio;         /* committed / requested */

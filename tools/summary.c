@@ -392,9 +392,9 @@ void stats_print_text(FILE *out, const snap_t *s) {
             "  (the parts add up to %llu bytes, not the committed %llu: the snapshot mixes moments of busy threads)\n",
             ull(sum), ull(s->committed_bytes));
   fprintf(out,
-          "  allocated %.1f MiB (large %.1f, huge %.1f); mapped %.1f MiB; resident %.1f MiB; returned to the OS "
-          "%.1f MiB since start\n",
-          mib(s->allocated_bytes), mib(s->large_bytes), mib(s->huge_bytes), mib(s->mapped_bytes),
+          "  allocated %.1f MiB (medium %.1f, large %.1f, huge %.1f); mapped %.1f MiB; resident %.1f MiB; returned to "
+          "the OS %.1f MiB since start\n",
+          mib(s->allocated_bytes), mib(s->medium_bytes), mib(s->large_bytes), mib(s->huge_bytes), mib(s->mapped_bytes),
           mib(s->resident_bytes), mib(s->returned_bytes));
   fprintf(out,
           "  process RSS %.1f MiB (peak %.1f); peaks seen: requested %.1f MiB, allocated %.1f MiB, resident %.1f MiB\n",

@@ -18,7 +18,7 @@ static void parse(const char *conf, char *err, size_t cap) {
   ts_test_capture_stderr(parse_conf, (void *)conf, err, cap);
 }
 
-static const ts_options_t defaults = {1000, 0, 64, true, false, true, false, false, 0, 0, NULL, 0};
+static const ts_options_t defaults = {1000, 0, 64, true, false, true, false, false, false, 0, 0, NULL, 0};
 
 TS_TEST(defaults_are_documented) {
   expect_eq(ts_opt.decay_ms, 1000);
@@ -27,6 +27,7 @@ TS_TEST(defaults_are_documented) {
   expect_true(ts_opt.background_thread);
   expect_true(!ts_opt.mesh);
   expect_true(ts_opt.mixed_slabs);
+  expect_true(!ts_opt.medium);
   expect_true(!ts_opt.stats_exact);
   expect_eq(ts_opt.stats_print, 0);
   expect_eq(ts_opt.stats_interval_ms, 0);

@@ -373,7 +373,7 @@ TS_TEST(ticks_run_while_a_program_hovers_at_its_cap) {
   }
   for (int i = 0; i < NCHURN; i++) {
     assert_true((churn[i] = ts_malloc(churn_size)) != NULL);
-    assert_true((sep[NOLD + i] = ts_malloc(64u << 10)) != NULL); /* no chunk empties */
+    assert_true((sep[NOLD + i] = ts_malloc(128u << 10)) != NULL); /* a page run: no chunk empties */
     memset(churn[i], 0x22, churn_size);
   }
   pthread_mutex_lock(&arena->lock);

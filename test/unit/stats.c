@@ -80,9 +80,9 @@ static void check_ledger(const ts_stats_t *s, uint64_t live) {
     cached += k->cached * k->size;
   }
   expect_eq(foreign_bytes, hosted_bytes); /* every object placed in another class's slab is hosted there */
-  expect_eq(s->allocated_bytes, small_live + s->large_bytes + s->huge_bytes);
+  expect_eq(s->allocated_bytes, small_live + s->medium_bytes + s->large_bytes + s->huge_bytes);
   /* what is out of the slabs and runs is held by callers or caches */
-  expect_eq(used, small_used + s->large_bytes + (s->cached_bytes - cached));
+  expect_eq(used, small_used + s->medium_bytes + s->large_bytes + (s->cached_bytes - cached));
   expect_true(s->nmalloc >= s->nfree);
 }
 
@@ -120,6 +120,51 @@ static void count_mixed(ts_chunk_t *c, const ts_span_t *s, const ts_mixed_t *m, 
   expect_eq(nforeign, m->nforeign);
 }
 
+/* A medium region's record against its maps: its blocks by class into
+ * blocks[], its pages not purged into *pages, its free bytes into *free. */
+static void count_region(ts_chunk_t *c, unsigned head, uint64_t *blocks, uint64_t *used_bytes, uint64_t *pages,
+                         uint64_t *free) {
+  const ts_medium_region_t *r = ts_medium_region(c, head);
+  unsigned used = 0, nblocks = 0, longest = 0, run = 0;
+  for (unsigned g = 0; g < TS_MEDIUM_GRANULES; g++) {
+    bool u = map_bit(r->used, g);
+    used += u;
+    run = u ? 0 : run + 1;
+    if (run > longest) longest = run;
+    if (map_bit(r->ends, g)) expect_true(u, "region %p: an end outside a block", ts_chunk_page_addr(c, head));
+  }
+  for (unsigned g = 0; g < TS_MEDIUM_GRANULES;) {
+    if (!map_bit(r->used, g)) {
+      g++;
+      continue;
+    }
+    unsigned e = g;
+    while (!map_bit(r->ends, e)) expect_true(map_bit(r->used, ++e), "a block's granules are used up to its end");
+    size_t size = (size_t)(e - g + 1) << TS_MEDIUM_GRANULE_SHIFT;
+    expect_true(size > TS_MEDIUM_MIN_SIZE - (1u << TS_MEDIUM_GRANULE_SHIFT) && size <= TS_MEDIUM_MAX_SIZE,
+                "block of %zu bytes", size);
+    (*blocks)++;
+    *used_bytes += size;
+    nblocks++;
+    g = e + 1;
+  }
+  for (unsigned p = 0; p < TS_MEDIUM_REGION_PAGES; p++) {
+    expect_eq(c->page_head[head + p], head);
+    expect_eq(ts_chunk_codes(c)[head + p], TS_PAGE_MEDIUM);
+    if ((r->purged[p >> 6] >> (p & 63)) & 1) /* a purged page holds no block */
+      for (unsigned g = p * TS_MEDIUM_PAGE_GRANULES; g < (p + 1) * TS_MEDIUM_PAGE_GRANULES; g++)
+        expect_true(!map_bit(r->used, g), "a block on purged page %u", p);
+  }
+  expect_eq(r->free_granules, TS_MEDIUM_GRANULES - used);
+  for (unsigned g = 0; g < r->first_free && g < TS_MEDIUM_GRANULES; g++)
+    expect_true(map_bit(r->used, g), "granule %u below first_free %u is free", g, r->first_free);
+  expect_true(r->longest >= longest, "longest free run %u above its bound %u", longest, r->longest);
+  expect_eq(r->nblocks, nblocks);
+  *pages += TS_MEDIUM_REGION_PAGES;
+  for (unsigned w = 0; w < TS_MEDIUM_MASK_WORDS; w++) *pages -= (unsigned)__builtin_popcountll(r->purged[w]);
+  *free += (uint64_t)(TS_MEDIUM_GRANULES - used) << TS_MEDIUM_GRANULE_SHIFT;
+}
+
 /* The bins' counters against a walk of every slab, with every bin and
  * arena lock held (as fork holds them), so that the purger cannot purge
  * slab pages meanwhile.  Not under TSan: its deadlock detector follows at
@@ -135,6 +180,7 @@ static void check_bins_against_slabs(void) {
     memset(free_objs, 0, sizeof free_objs), memset(pages, 0, sizeof pages);
     memset(covered, 0, sizeof covered), memset(hosted, 0, sizeof hosted), memset(foreign, 0, sizeof foreign);
     size_t large = 0;
+    uint64_t mpages = 0, mfree = 0, mblocks = 0, mused = 0;
     for (ts_chunk_t *c = a->chunks; c; c = c->next) {
       uint8_t *codes = ts_chunk_codes(c);
       for (unsigned p = c->first_page; p < TS_CHUNK_PAGES;) {
@@ -144,6 +190,10 @@ static void check_bins_against_slabs(void) {
         } else if (codes[p] == TS_PAGE_LARGE || codes[p] == TS_PAGE_CACHED) {
           large += s->npages;
           p += s->npages;
+        } else if (codes[p] == TS_PAGE_MEDIUM) {
+          expect_eq(s->npages, TS_MEDIUM_REGION_PAGES);
+          count_region(c, p, &mblocks, &mused, &mpages, &mfree);
+          p += TS_MEDIUM_REGION_PAGES;
         } else {
           const ts_mixed_t *m = c->mixed[p];
           expect_true(s->is_slab && (m && m->nforeign ? codes[p] == TS_PAGE_MIXED : codes[p] < TS_NCLASSES),
@@ -159,6 +209,10 @@ static void check_bins_against_slabs(void) {
       }
     }
     expect_eq(large, atomic_load(&a->large_pages));
+    expect_eq(mpages, a->medium.pages);
+    expect_eq(mfree, a->medium.free_bytes);
+    expect_eq(mblocks, a->medium.nblocks);
+    expect_eq(mused, a->medium.used_bytes);
     for (unsigned k = 0; k < TS_NCLASSES; k++) {
       expect_eq(slabs[k], a->bins[k].slabs);
       expect_eq(objects[k], a->bins[k].objects);

@@ -1,0 +1,507 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * medium.c: blocks of the medium classes (above TS_MEDIUM_MIN_SIZE) in
+ * regions of granules, first fit, free neighbours coalescing.
+ *
+ * A region is a page run of TS_MEDIUM_REGION_PAGES pages whose pages all
+ * carry the code TS_PAGE_MEDIUM and name the region's head in page_head.
+ * Its record (types.h: ts_medium_region_s, the invariants) lies in the
+ * spans of its later pages.  A block takes its class's bytes, a whole
+ * number of 256-byte granules, at the lowest granule of the first region
+ * (lowest slot) whose longest free run holds it.  Freeing clears its
+ * granules, which merge with the free ones around them at once: there is
+ * no slot structure, so space freed by one class serves any other.
+ * Why: slabs leave each class's free slots to that class alone, and a
+ * class with a few hundred blocks wanders by about the square root of
+ * that as a mix churns; page runs round 32 to 64 KiB blocks to pages.
+ * The model (bench/sim_medium.c) puts the cache pattern's floor at 1.020
+ * with this layout for 4 to 64 KiB against 1.050 with slabs.
+ *
+ * A region with no block is kept as the arena's empty region if there is
+ * none; a second one goes back to the arena.  Pages of a region that hold
+ * no granule of a block age a tick and are then purged (as slab pages
+ * are); a block placed on a purged page makes it resident again.
+ *
+ * Locking: the arena's medium lock guards its regions' records, the table
+ * and the counters; it is taken before the arena lock (as a bin lock is).
+ * The maps' words are read and written as relaxed atomics: a free reads
+ * its block's own bits with no lock (ts_medium_usable).
+ */
+#include "internal.h"
+
+#include <string.h>
+
+_Static_assert(sizeof(ts_medium_region_t) <= (TS_MEDIUM_REGION_PAGES - 1) * sizeof(ts_span_t),
+               "a region's record fits the spans of its later pages");
+_Static_assert(TS_MEDIUM_GRANULES <= UINT16_MAX, "granule counts fit 16 bits");
+_Static_assert(TS_MEDIUM_REGION_PAGES % 64 == 0, "a region's pages fill the words of its masks");
+
+#define TS_MEDIUM_NONE UINT32_MAX
+
+ts_medium_region_t *ts_medium_region(ts_chunk_t *chunk, unsigned head) {
+  return (ts_medium_region_t *)(void *)&chunk->spans[head + 1];
+}
+
+static uint64_t word_load(const uint64_t *w) { return __atomic_load_n(w, __ATOMIC_RELAXED); }
+static void word_store(uint64_t *w, uint64_t v) { __atomic_store_n(w, v, __ATOMIC_RELAXED); }
+
+/* The lock spins a while before it sleeps: its holders stay for a
+ * fraction of a microsecond, and a thread freeing another's blocks meets
+ * their owner often. */
+static void medium_lock_init(pthread_mutex_t *lock) {
+  pthread_mutexattr_t attr;
+  pthread_mutexattr_init(&attr);
+  pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+  pthread_mutex_init(lock, &attr);
+  pthread_mutexattr_destroy(&attr);
+}
+
+void ts_medium_init(ts_medium_t *m) {
+  medium_lock_init(&m->lock);
+  m->regions = NULL;
+  m->tree = NULL;
+  m->nslots = 0;
+  m->nregions = 0;
+  m->empty_slot = TS_MEDIUM_NONE;
+  m->pages = 0;
+  m->free_bytes = 0;
+  m->used_bytes = 0;
+  m->nblocks = 0;
+}
+
+/* ---- granule maps ---- */
+
+/* Sets (or clears) bits [from, to) of map. */
+static void bits_assign(uint64_t *map, unsigned from, unsigned to, bool set) {
+  while (from < to) {
+    unsigned w = from >> 6, lo = from & 63, n = to - from < 64 - lo ? to - from : 64 - lo;
+    uint64_t mask = (n == 64 ? ~0ull : ((1ull << n) - 1)) << lo;
+    word_store(&map[w], set ? map[w] | mask : map[w] & ~mask);
+    from += n;
+  }
+}
+
+/* The first bit at or after from that is set (want) or clear, or limit. */
+static unsigned bits_next(const uint64_t *map, unsigned from, unsigned limit, bool want) {
+  while (from < limit) {
+    uint64_t w = word_load(&map[from >> 6]);
+    if (!want) w = ~w;
+    w &= ~0ull << (from & 63);
+    if (w) {
+      unsigned g = (from & ~63u) + (unsigned)__builtin_ctzll(w);
+      return g < limit ? g : limit;
+    }
+    from = (from & ~63u) + 64;
+  }
+  return limit;
+}
+
+/* Free-run searches over a region's used map, a word at a time: f is a
+ * word's free bits, carry the free granules that end the words before it.
+ * A medium block is at least 17 granules, so a run that fits starts in
+ * one word and ends in another, or lies inside one word. */
+
+/* Bits i of f that start k free bits inside the word (k <= 64). */
+static uint64_t word_runs_of(uint64_t f, unsigned k) {
+  unsigned have = 1; /* bit i of f: bits i .. i + have - 1 are free */
+  while (have < k) {
+    unsigned step = have < k - have ? have : k - have;
+    f &= f >> step;
+    have += step;
+  }
+  return f;
+}
+
+static unsigned ones_low(uint64_t f) { return f == ~0ull ? 64 : (unsigned)__builtin_ctzll(~f); }
+static unsigned ones_high(uint64_t f) { return f == ~0ull ? 64 : (unsigned)__builtin_clzll(~f); }
+
+/* The lowest granule starting a free run of k, or TS_MEDIUM_GRANULES. */
+static unsigned region_first_fit(const ts_medium_region_t *r, unsigned k) {
+  unsigned carry = 0;
+  for (unsigned w = r->first_free >> 6; w < TS_MEDIUM_WORDS; w++) {
+    uint64_t f = ~word_load(&r->used[w]);
+    if (!f) { /* all used */
+      carry = 0;
+      continue;
+    }
+    if (carry + ones_low(f) >= k) return w * 64 - carry;
+    if (k <= 64 && f != ~0ull) {
+      uint64_t starts = word_runs_of(f, k);
+      if (starts) return w * 64 + (unsigned)__builtin_ctzll(starts);
+    }
+    carry = f == ~0ull ? carry + 64 : ones_high(f);
+  }
+  return TS_MEDIUM_GRANULES;
+}
+
+/* The longest run of free granules. */
+static unsigned region_longest(const ts_medium_region_t *r) {
+  unsigned carry = 0, best = 0;
+  for (unsigned w = 0; w < TS_MEDIUM_WORDS; w++) {
+    uint64_t f = ~word_load(&r->used[w]);
+    if (f == ~0ull) {
+      carry += 64;
+      continue;
+    }
+    if (carry + ones_low(f) > best) best = carry + ones_low(f);
+    /* inside the word: run by run (a word holds a few) */
+    uint64_t x = f;
+    while (x) {
+      unsigned at = (unsigned)__builtin_ctzll(x);
+      unsigned len = ones_low(x >> at);
+      if (len > best) best = len;
+      if (at + len >= 64) break;
+      x &= ~0ull << (at + len);
+    }
+    carry = ones_high(f);
+  }
+  return carry > best ? carry : best;
+}
+
+/* 1 + the last granule before g that is used, or 0. */
+static unsigned used_before(const uint64_t *map, unsigned g) {
+  while (g) {
+    unsigned w = (g - 1) >> 6, b = (g - 1) & 63;
+    uint64_t x = word_load(&map[w]) & (b == 63 ? ~0ull : ((2ull << b) - 1));
+    if (x) return w * 64 + 64 - (unsigned)__builtin_clzll(x);
+    g = w * 64;
+  }
+  return 0;
+}
+
+static bool bit_at(const uint64_t *map, unsigned g) { return (word_load(&map[g >> 6]) >> (g & 63)) & 1; }
+
+/* Whether a block starts at granule g. */
+static bool region_block_starts(const ts_medium_region_t *r, unsigned g) {
+  return bit_at(r->used, g) && (g == 0 || !bit_at(r->used, g - 1) || bit_at(r->ends, g - 1));
+}
+
+/* ---- the region table ---- */
+
+static void tree_set(ts_medium_t *m, uint32_t slot, unsigned longest) {
+  uint32_t i = m->nslots + slot;
+  m->tree[i] = (uint16_t)longest;
+  for (i >>= 1; i; i >>= 1) m->tree[i] = m->tree[2 * i] > m->tree[2 * i + 1] ? m->tree[2 * i] : m->tree[2 * i + 1];
+}
+
+/* The lowest slot whose longest free run is at least k, or TS_MEDIUM_NONE. */
+static uint32_t tree_find(const ts_medium_t *m, unsigned k) {
+  if (!m->nslots || m->tree[1] < k) return TS_MEDIUM_NONE;
+  uint32_t i = 1;
+  while (i < m->nslots) {
+    i *= 2;
+    if (m->tree[i] < k) i++;
+  }
+  return i - m->nslots;
+}
+
+/* Doubles the table (at first: 64 slots).  The old arrays are unmapped: a
+ * free reads no table. */
+static bool table_grow(ts_medium_t *m) {
+  uint32_t n = m->nslots ? 2 * m->nslots : 64;
+  size_t rbytes = n * sizeof(ts_span_t *), tbytes = 2 * n * sizeof(uint16_t);
+  ts_span_t **regions = ts_os_map(rbytes);
+  uint16_t *tree = regions ? ts_os_map(tbytes) : NULL;
+  if (!tree) {
+    if (regions) ts_os_unmap(regions, rbytes);
+    return false;
+  }
+  if (m->nslots) {
+    memcpy(regions, m->regions, m->nslots * sizeof(ts_span_t *));
+    ts_os_unmap(m->regions, m->nslots * sizeof(ts_span_t *));
+    ts_os_unmap(m->tree, 2 * m->nslots * sizeof(uint16_t));
+  }
+  m->regions = regions;
+  m->tree = tree; /* zero: no room anywhere, set again below */
+  uint32_t old = m->nslots;
+  m->nslots = n;
+  for (uint32_t s = 0; s < old; s++)
+    if (m->regions[s]) {
+      ts_chunk_t *c = ts_chunk_of(m->regions[s]);
+      tree_set(m, s, ts_medium_region(c, (unsigned)(m->regions[s] - c->spans))->longest);
+    }
+  return true;
+}
+
+/* A new region in the lowest free slot; NULL when out of memory. */
+static ts_medium_region_t *region_new(ts_arena_t *arena, ts_chunk_t **chunk_out, unsigned *head_out) {
+  ts_medium_t *m = &arena->medium;
+  if (m->nregions == m->nslots && !table_grow(m)) return NULL;
+  uint32_t slot = 0;
+  while (m->regions[slot]) slot++;
+  ts_span_t *s;
+  void *base = ts_arena_run_alloc(arena, TS_MEDIUM_REGION_PAGES, 1, &s);
+  if (!base) return NULL;
+  ts_chunk_t *chunk = ts_chunk_of(base);
+  unsigned head = (unsigned)(s - chunk->spans);
+  ts_medium_region_t *r = ts_medium_region(chunk, head);
+  memset(r, 0, sizeof *r);
+  r->slot = slot;
+  r->free_granules = TS_MEDIUM_GRANULES;
+  r->longest = TS_MEDIUM_GRANULES;
+  for (unsigned p = head; p < head + TS_MEDIUM_REGION_PAGES; p++) {
+    chunk->page_head[p] = (uint16_t)head;
+    ts_chunk_set_code(chunk, p, TS_PAGE_MEDIUM);
+  }
+  m->regions[slot] = s;
+  m->nregions++;
+  m->pages += TS_MEDIUM_REGION_PAGES;
+  m->free_bytes += (uint64_t)TS_MEDIUM_GRANULES << TS_MEDIUM_GRANULE_SHIFT;
+  tree_set(m, slot, r->longest);
+  *chunk_out = chunk;
+  *head_out = head;
+  return r;
+}
+
+/* Gives an empty region's run back to its arena. */
+static void region_delete(ts_medium_t *m, ts_chunk_t *chunk, unsigned head) {
+  ts_medium_region_t *r = ts_medium_region(chunk, head);
+  m->regions[r->slot] = NULL;
+  tree_set(m, r->slot, 0);
+  m->nregions--;
+  m->free_bytes -= (uint64_t)TS_MEDIUM_GRANULES << TS_MEDIUM_GRANULE_SHIFT;
+  /* the pages purged inside go back free but not dirty, as a slab's do:
+   * 64 pages at a time (a mask word), which the arena merges */
+  uint64_t purged[TS_MEDIUM_MASK_WORDS];
+  memcpy(purged, r->purged, sizeof purged);
+  for (unsigned w = 0; w < TS_MEDIUM_MASK_WORDS; w++) {
+    m->pages -= 64 - (unsigned)__builtin_popcountll(purged[w]);
+    chunk->spans[head + 64 * w].npages = 64;
+    ts_arena_run_free_purged(chunk, head + 64 * w, purged[w]);
+  }
+}
+
+/* ---- blocks ---- */
+
+static void region_note_longest(ts_medium_t *m, ts_medium_region_t *r, unsigned longest) {
+  r->longest = (uint16_t)longest;
+  tree_set(m, r->slot, longest);
+}
+
+
+/* Places a block of k granules at g of r: maps, counters, and the purged
+ * and aged marks of the pages it lies on. */
+static void region_take(ts_medium_t *m, ts_medium_region_t *r, unsigned g, unsigned k) {
+  bits_assign(r->used, g, g + k, true);
+  bits_assign(r->ends, g + k - 1, g + k, true);
+  if (r->first_free >= g && r->first_free < g + k)
+    r->first_free = (uint16_t)bits_next(r->used, g + k, TS_MEDIUM_GRANULES, false);
+  r->free_granules = (uint16_t)(r->free_granules - k);
+  r->nblocks++;
+  m->nblocks++;
+  m->used_bytes += (uint64_t)k << TS_MEDIUM_GRANULE_SHIFT;
+  unsigned first = g / TS_MEDIUM_PAGE_GRANULES, last = (g + k - 1) / TS_MEDIUM_PAGE_GRANULES;
+  for (unsigned p = first; p <= last; p++) {
+    uint64_t bit = 1ull << (p & 63);
+    m->pages += (r->purged[p >> 6] & bit) != 0;
+    r->purged[p >> 6] &= ~bit;
+    r->aged[p >> 6] &= ~bit;
+  }
+  m->free_bytes -= (uint64_t)k << TS_MEDIUM_GRANULE_SHIFT;
+}
+
+/* The region holding p and p's granule, or NULL when p cannot start a
+ * block (not in a region, not on a granule); reads no map. */
+static ts_medium_region_t *region_of(ts_chunk_t *chunk, const void *p, unsigned *head_out, unsigned *g_out) {
+  unsigned page = ts_chunk_page_of(p);
+  unsigned head = chunk->page_head[page];
+  if (head > page || page - head >= TS_MEDIUM_REGION_PAGES || ts_chunk_code(chunk, head) != TS_PAGE_MEDIUM)
+    return NULL;
+  size_t off = (size_t)((const char *)p - (const char *)ts_chunk_page_addr(chunk, head));
+  if (off & ((1u << TS_MEDIUM_GRANULE_SHIFT) - 1)) return NULL;
+  *head_out = head;
+  *g_out = (unsigned)(off >> TS_MEDIUM_GRANULE_SHIFT);
+  return ts_medium_region(chunk, head);
+}
+
+/* Granules of the block starting at g, or 0 if none starts there. */
+static unsigned block_granules(const ts_medium_region_t *r, unsigned g) {
+  if (!region_block_starts(r, g)) return 0;
+  unsigned end = bits_next(r->ends, g, TS_MEDIUM_GRANULES, true);
+  return end < TS_MEDIUM_GRANULES ? end - g + 1 : 0;
+}
+
+void *ts_medium_alloc(ts_arena_t *arena, size_t size) {
+  ts_medium_t *m = &arena->medium;
+  unsigned k = (unsigned)((size + (1u << TS_MEDIUM_GRANULE_SHIFT) - 1) >> TS_MEDIUM_GRANULE_SHIFT);
+  void *p = NULL;
+  pthread_mutex_lock(&m->lock);
+  ts_chunk_t *chunk;
+  unsigned head;
+  ts_medium_region_t *r;
+  unsigned g = TS_MEDIUM_GRANULES;
+  for (;;) {
+    uint32_t slot = tree_find(m, k);
+    if (slot == TS_MEDIUM_NONE) {
+      r = region_new(arena, &chunk, &head);
+      g = 0;
+      break;
+    }
+    chunk = ts_chunk_of(m->regions[slot]);
+    head = (unsigned)(m->regions[slot] - chunk->spans);
+    r = ts_medium_region(chunk, head);
+    if ((g = region_first_fit(r, k)) < TS_MEDIUM_GRANULES) break;
+    region_note_longest(m, r, region_longest(r)); /* the bound was above the longest run: now exact */
+  }
+  if (r) {
+    if (r->slot == m->empty_slot) m->empty_slot = TS_MEDIUM_NONE;
+    unsigned run = bits_next(r->used, g, TS_MEDIUM_GRANULES, true) - g; /* the free run it comes from */
+    region_take(m, r, g, k);
+    if (run >= r->longest) region_note_longest(m, r, region_longest(r)); /* else the longest run is elsewhere */
+    p = (char *)ts_chunk_page_addr(chunk, head) + ((size_t)g << TS_MEDIUM_GRANULE_SHIFT);
+  }
+  pthread_mutex_unlock(&m->lock);
+  return p;
+}
+
+/* With no lock: only the block's own bits are read (its used granules and
+ * its end), which do not change while it is live; its neighbours' may, so
+ * whether g starts a block is not known here (a pointer inside a block
+ * reads as its tail: the free that gives it back finds it out, under the
+ * lock). */
+size_t ts_medium_usable(ts_chunk_t *chunk, const void *p) {
+  unsigned head, g;
+  const ts_medium_region_t *r = region_of(chunk, p, &head, &g);
+  if (!r || !bit_at(r->used, g)) return 0;
+  unsigned end = bits_next(r->ends, g, TS_MEDIUM_GRANULES, true);
+  return end < TS_MEDIUM_GRANULES ? (size_t)(end - g + 1) << TS_MEDIUM_GRANULE_SHIFT : 0;
+}
+
+/* Clears granules [g, g + k) of a block of r, the end of the block at
+ * g + k - 1 (whole: g is its start; a tail: the block keeps [.., g)). */
+static void region_release(ts_medium_t *m, ts_medium_region_t *r, unsigned g, unsigned k) {
+  bits_assign(r->used, g, g + k, false);
+  bits_assign(r->ends, g + k - 1, g + k, false);
+  if (g < r->first_free) r->first_free = (uint16_t)g;
+  r->free_granules = (uint16_t)(r->free_granules + k);
+  m->free_bytes += (uint64_t)k << TS_MEDIUM_GRANULE_SHIFT;
+  m->used_bytes -= (uint64_t)k << TS_MEDIUM_GRANULE_SHIFT;
+}
+
+/* Gives the block at p back to its region; the medium lock held. */
+static void medium_put(ts_medium_t *m, ts_chunk_t *chunk, void *p, const char *fn) {
+  unsigned head, g, k = 0;
+  ts_medium_region_t *r = region_of(chunk, p, &head, &g);
+  if (TS_UNLIKELY(!r || !(k = block_granules(r, g)))) {
+    pthread_mutex_unlock(&m->lock);
+    ts_fatal("%s(): invalid pointer %p (not a block in a medium region, or freed twice)", fn, p);
+  }
+  region_release(m, r, g, k);
+  r->nblocks--;
+  m->nblocks--;
+  if (r->nblocks == 0 && m->empty_slot != TS_MEDIUM_NONE) {
+    region_delete(m, chunk, head);
+  } else {
+    if (r->nblocks == 0) m->empty_slot = r->slot;
+    /* the freed granules and the free ones around them: one run */
+    unsigned run = bits_next(r->used, g + k, TS_MEDIUM_GRANULES, true) - used_before(r->used, g);
+    if (run > r->longest) region_note_longest(m, r, run);
+  }
+}
+
+void ts_medium_free_many(void **ptrs, unsigned n, const char *fn) {
+  while (n) {
+    ts_arena_t *arena = ts_chunk_of(ptrs[0])->arena;
+    ts_medium_t *m = &arena->medium;
+    unsigned rest = 0;
+    pthread_mutex_lock(&m->lock);
+    for (unsigned i = 0; i < n; i++) {
+      ts_chunk_t *chunk = ts_chunk_of(ptrs[i]);
+      if (chunk->arena != arena) ptrs[rest++] = ptrs[i];
+      else medium_put(m, chunk, ptrs[i], fn);
+    }
+    pthread_mutex_unlock(&m->lock);
+    n = rest;
+  }
+}
+
+bool ts_medium_resize(ts_chunk_t *chunk, void *p, size_t size) {
+  ts_medium_t *m = &chunk->arena->medium;
+  unsigned head, g, k = (unsigned)((size + (1u << TS_MEDIUM_GRANULE_SHIFT) - 1) >> TS_MEDIUM_GRANULE_SHIFT), old;
+  bool ok = false;
+  pthread_mutex_lock(&m->lock);
+  ts_medium_region_t *r = region_of(chunk, p, &head, &g);
+  if (r && (old = block_granules(r, g)) != 0) {
+    if (k == old) {
+      ok = true;
+    } else if (k < old) { /* the tail goes back */
+      region_release(m, r, g + k, old - k);
+      bits_assign(r->ends, g + k - 1, g + k, true);
+      ok = true;
+    } else if (g + k <= TS_MEDIUM_GRANULES &&
+               bits_next(r->used, g + old, g + k, true) == g + k) { /* the granules after it are free */
+      bits_assign(r->ends, g + old - 1, g + old, false);
+      region_take(m, r, g + old, k - old);
+      r->nblocks--; /* region_take counted a block */
+      m->nblocks--;
+      ok = true;
+    }
+    if (ok && k != old) region_note_longest(m, r, region_longest(r));
+  }
+  pthread_mutex_unlock(&m->lock);
+  return ok;
+}
+
+/* ---- purging ---- */
+
+/* Purges the pages of r that hold no block: with aged_only those the
+ * previous call found free too; returns the pages purged. */
+static size_t region_purge(ts_medium_t *m, ts_chunk_t *chunk, unsigned head, bool aged_only) {
+  ts_medium_region_t *r = ts_medium_region(chunk, head);
+  char *base = ts_chunk_page_addr(chunk, head);
+  size_t purged = 0;
+  for (unsigned pw = 0; pw < TS_MEDIUM_MASK_WORDS; pw++) {
+    /* page q of this mask word holds granules [16 q, 16 q + 16) of its 1024 */
+    uint64_t free_pages = 0;
+    for (unsigned w = 0; w < 16; w++) {
+      uint64_t used = word_load(&r->used[pw * 16 + w]);
+      for (unsigned q = 0; q < 4; q++)
+        if (!((used >> (q * TS_MEDIUM_PAGE_GRANULES)) & 0xFFFFu)) free_pages |= 1ull << (w * 4 + q);
+    }
+    uint64_t take = free_pages & ~r->purged[pw];
+    if (aged_only) {
+      uint64_t young = take & ~r->aged[pw];
+      r->aged[pw] = young;
+      take &= ~young;
+    } else {
+      r->aged[pw] = 0;
+    }
+    while (take) {
+      unsigned first = (unsigned)__builtin_ctzll(take), len = 0;
+      while (first + len < 64 && ((take >> (first + len)) & 1)) len++;
+      ts_os_purge(base + ((size_t)(pw * 64 + first) << TS_PAGE_SHIFT), (size_t)len << TS_PAGE_SHIFT);
+      uint64_t mask = (len == 64 ? ~0ull : ((1ull << len) - 1)) << first;
+      r->purged[pw] |= mask;
+      take &= ~mask;
+      purged += len;
+    }
+  }
+  m->pages -= purged;
+  ts_pages_returned += purged;
+  atomic_fetch_add_explicit(&ts_pages_returned_total, purged, memory_order_relaxed);
+  return purged;
+}
+
+size_t ts_medium_purge(ts_arena_t *arena, bool aged_only) {
+  ts_medium_t *m = &arena->medium;
+  size_t purged = 0;
+  pthread_mutex_lock(&m->lock);
+  if (m->empty_slot != TS_MEDIUM_NONE) { /* the empty region goes back to the arena */
+    ts_span_t *s = m->regions[m->empty_slot];
+    ts_chunk_t *chunk = ts_chunk_of(s);
+    m->empty_slot = TS_MEDIUM_NONE;
+    region_delete(m, chunk, (unsigned)(s - chunk->spans));
+  }
+  for (uint32_t slot = 0; slot < m->nslots; slot++) {
+    ts_span_t *s = m->regions[slot];
+    if (!s) continue;
+    ts_chunk_t *chunk = ts_chunk_of(s);
+    purged += region_purge(m, chunk, (unsigned)(s - chunk->spans), aged_only);
+  }
+  pthread_mutex_unlock(&m->lock);
+  return purged;
+}
+
+void ts_medium_prefork(ts_arena_t *arena) { pthread_mutex_lock(&arena->medium.lock); }
+void ts_medium_postfork_parent(ts_arena_t *arena) { pthread_mutex_unlock(&arena->medium.lock); }
+void ts_medium_postfork_child(ts_arena_t *arena) { medium_lock_init(&arena->medium.lock); }
