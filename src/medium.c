@@ -264,6 +264,9 @@ static void region_delete(ts_medium_t *m, ts_chunk_t *chunk, unsigned head) {
    * 64 pages at a time (a mask word), which the arena merges */
   uint64_t purged[TS_MEDIUM_MASK_WORDS];
   memcpy(purged, r->purged, sizeof purged);
+  /* the record lay in spans a slab or a free run will use: they must read
+   * as never used (a slab's mesh group, above all) */
+  memset(r, 0, sizeof *r);
   for (unsigned w = 0; w < TS_MEDIUM_MASK_WORDS; w++) {
     m->pages -= 64 - (unsigned)__builtin_popcountll(purged[w]);
     chunk->spans[head + 64 * w].npages = 64;

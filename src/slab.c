@@ -28,6 +28,7 @@ bool ts_slab_init(ts_chunk_t *chunk, unsigned head, unsigned cls) {
   s->purged_pages = 0;
   s->aged_pages = 0;
   s->room = TS_ROOM_UNKNOWN;
+  s->mesh = 0;
   s->next = s->prev = NULL;
   memset(s->freemap, 0, sizeof s->freemap);
   for (unsigned w = 0; w < nobjs / 64; w++) s->freemap[w] = ~0ull;

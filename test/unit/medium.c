@@ -146,6 +146,32 @@ TS_TEST(free_pages_in_regions_are_purged) {
   ts_purge();
 }
 
+/* A region's record lies in the spans of its pages; when the region goes
+ * back to its arena those spans must read as unused, or a slab made there
+ * later takes a stale field for its own (python3 with PYTHONMALLOC=malloc
+ * crashed in bin_unmesh: a slab's mesh group was a byte of an old record). */
+TS_TEST(a_freed_region_leaves_clean_spans) {
+  ts_purge();
+  enum { N = 64 }; /* 2 MiB of 32 KiB blocks: two regions or more */
+  static void *b[N];
+  for (int i = 0; i < N; i++) assert_true((b[i] = ts_malloc(32768)) != NULL);
+  ts_chunk_t *c = ts_chunk_of(b[N - 1]);
+  unsigned head = c->page_head[ts_chunk_page_of(b[N - 1])];
+  for (int i = 0; i < N; i++) ts_free(b[i]);
+  ts_purge(); /* the gathered frees go back, the empty regions too */
+  assert_true(ts_chunk_code(c, head) != TS_PAGE_MEDIUM, "the region at page %u is still there", head);
+  const unsigned char *bytes = (const unsigned char *)&c->spans[head + 1];
+  size_t dirty_bytes = 0;
+  for (size_t i = 0; i < sizeof(ts_medium_region_t); i++) dirty_bytes += bytes[i] != 0;
+  expect_eq(dirty_bytes, 0);
+  for (unsigned p = head + 1; p < head + TS_MEDIUM_REGION_PAGES; p++) expect_eq(c->spans[p].mesh, 0);
+  /* small blocks over those pages, freed through their slabs */
+  static void *s[4096];
+  for (int i = 0; i < 4096; i++) assert_true((s[i] = ts_malloc(16 + (size_t)(i % 64) * 16)) != NULL);
+  for (int i = 0; i < 4096; i++) ts_free(s[i]);
+  ts_purge();
+}
+
 /* ---- bad frees, each in a child ---- */
 
 static int dies_with(void (*fn)(void *), void *arg, const char *msg) {
@@ -263,6 +289,7 @@ int main(void) {
   ts_run(freed_neighbours_serve_a_larger_size);
   ts_run(realloc_grows_and_shrinks_in_place);
   ts_run(free_pages_in_regions_are_purged);
+  ts_run(a_freed_region_leaves_clean_spans);
   ts_run(bad_frees_are_reported);
   ts_run(threads_free_each_others_blocks);
   return ts_test_done();
