@@ -269,7 +269,11 @@ static void region_delete(ts_medium_t *m, ts_chunk_t *chunk, unsigned head) {
   memset(r, 0, sizeof *r);
   for (unsigned w = 0; w < TS_MEDIUM_MASK_WORDS; w++) {
     m->pages -= 64 - (unsigned)__builtin_popcountll(purged[w]);
+    /* each piece is a run of its own, and not a slab: its head span says
+     * so (freeing a slab's run clears the flag too; this does not rely on
+     * it) */
     chunk->spans[head + 64 * w].npages = 64;
+    chunk->spans[head + 64 * w].is_slab = 0;
     ts_arena_run_free_purged(chunk, head + 64 * w, purged[w]);
   }
 }
