@@ -1,16 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * medium.c: blocks of the medium classes (above TS_MEDIUM_MIN_SIZE) in
- * regions of granules, first fit, free neighbours coalescing.
+ * medium.c: requests above TS_MEDIUM_MIN_SIZE up to TS_MEDIUM_MAX_SIZE
+ * (option medium) as blocks of 256-byte granules in regions, first fit,
+ * free neighbours coalescing.
  *
  * A region is a page run of TS_MEDIUM_REGION_PAGES pages whose pages all
  * carry the code TS_PAGE_MEDIUM and name the region's head in page_head.
  * Its record (types.h: ts_medium_region_s, the invariants) lies in the
- * spans of its later pages.  A block takes its class's bytes, a whole
- * number of 256-byte granules, at the lowest granule of the first region
- * (lowest slot) whose longest free run holds it.  Freeing clears its
- * granules, which merge with the free ones around them at once: there is
- * no slot structure, so space freed by one class serves any other.
+ * spans of its later pages.  A block is the request rounded up to whole
+ * granules, at the lowest granule of the first region (lowest slot) whose
+ * longest free run holds it.  Freeing clears its granules, which merge
+ * with the free ones around them at once: there is no slot structure, so
+ * space freed by one size serves any other.  No thread cache hands a
+ * freed block out again (one cached block per class undid the packing:
+ * ARCHITECTURE, Medium regions); a thread only gathers its frees
+ * (TS_MEDIUM_PENDING, tcache.c) and gives them back under one lock.
  * Why: slabs leave each class's free slots to that class alone, and a
  * class with a few hundred blocks wanders by about the square root of
  * that as a mix churns; page runs round 32 to 64 KiB blocks to pages.
