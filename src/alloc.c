@@ -4,9 +4,9 @@
  * huge mappings.
  *
  * Which layer serves a request:
- *   4 KiB < size <= 64 KiB           a medium block (medium.c), whole granules
- *                                    of 256 bytes, under the arena's medium
- *                                    lock (no thread cache: see medium.c)
+ *   4 KiB < size <= 64 KiB           with the option medium: a block of whole
+ *                                    256-byte granules (medium.c), under the
+ *                                    arena's medium lock, no thread cache
  *   size <= TS_SMALL_MAX (32 KiB)    a size class: thread cache, else bin
  *   size <= TS_LARGE_MAX (2 MiB)     a page run: the thread's cached runs (up to
  *                                    256 KiB), else its arena's chunks

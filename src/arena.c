@@ -93,19 +93,21 @@ void *ts_arena_run_alloc(ts_arena_t *arena, unsigned npages, unsigned align_page
   return ts_chunk_page_addr(chunk, (unsigned)(s - chunk->spans));
 }
 
-/* Frees the run at head whose pages set in purged (bit i: page head + i)
- * were purged while it was in use; the arena lock held. */
-static void arena_run_free_purged(ts_chunk_t *chunk, unsigned head, uint64_t purged) {
+/* Frees the run at head whose pages set in purged (ts_chunk_mark_free;
+ * NULL: none) were purged while it was in use; the arena lock held. */
+static void arena_run_free_purged(ts_chunk_t *chunk, unsigned head, const uint64_t *purged) {
   ts_arena_t *arena = chunk->arena;
   ts_span_t *s = &chunk->spans[head];
   unsigned npages = s->npages;
   unsigned code = ts_chunk_codes(chunk)[head];
   if (code == TS_PAGE_LARGE || code == TS_PAGE_CACHED)
     atomic_fetch_sub_explicit(&arena->large_pages, npages, memory_order_relaxed);
+  uint64_t slab_purged; /* a slab's pages purged while it was in use */
   if (s->is_slab) {
     ts_side_detach(chunk, head, npages);
     ts_mixed_forget(chunk, head);
-    purged = s->purged_pages;
+    slab_purged = s->purged_pages;
+    purged = &slab_purged;
   }
   s->is_slab = 0;
   /* pages purged inside the slab are free now, but not dirty: counted as
@@ -129,9 +131,9 @@ static void arena_run_free_purged(ts_chunk_t *chunk, unsigned head, uint64_t pur
   ts_chunk_delete(chunk);
 }
 
-void ts_arena_run_free_locked(ts_chunk_t *chunk, unsigned head) { arena_run_free_purged(chunk, head, 0); }
+void ts_arena_run_free_locked(ts_chunk_t *chunk, unsigned head) { arena_run_free_purged(chunk, head, NULL); }
 
-void ts_arena_run_free_purged(ts_chunk_t *chunk, unsigned head, uint64_t purged) {
+void ts_arena_run_free_purged(ts_chunk_t *chunk, unsigned head, const uint64_t *purged) {
   ts_arena_t *arena = chunk->arena; /* the chunk may be unmapped below */
   pthread_mutex_lock(&arena->lock);
   arena_run_free_purged(chunk, head, purged);
@@ -181,7 +183,7 @@ bool ts_arena_large_resize(void *p, size_t new_size) {
   if (npages < old) {
     s->npages = npages;
     arena_mark_large(chunk, head);
-    ts_run_free(arena, chunk, head + npages, old - npages, 0); /* cannot empty the chunk */
+    ts_run_free(arena, chunk, head + npages, old - npages, NULL); /* cannot empty the chunk */
     ts_purge_after_free(arena);
   } else if (npages > old) {
     ok = ts_run_grow(arena, chunk, head, old, npages);

@@ -97,17 +97,15 @@ void ts_chunk_mark_used(ts_chunk_t *chunk, unsigned head, unsigned npages) {
 
 /* Freed pages are dirty and young: resident until purged, and freed since
  * the purger's last tick; except page head + i for each bit i set in
- * purged, which was purged while in use (a slab's purged_pages, a medium
- * region's purged mask) and is
+ * purged (bit i % 64 of word i / 64; NULL: none), which was purged while
+ * in use (a slab's purged_pages, a medium region's purged mask) and is
  * free but not resident. */
-void ts_chunk_mark_free(ts_chunk_t *chunk, unsigned head, unsigned npages, uint64_t purged) {
+void ts_chunk_mark_free(ts_chunk_t *chunk, unsigned head, unsigned npages, const uint64_t *purged) {
   chunk_bits_set(chunk->free_map, head, npages);
   chunk_bits_set(chunk->dirty_map, head, npages);
   chunk_bits_set(chunk->young_map, head, npages);
   unsigned clean = 0;
-  for (; purged; purged &= purged - 1) {
-    unsigned i = (unsigned)__builtin_ctzll(purged);
-    if (i >= npages) break;
+  for (unsigned i = 0; purged && (i = ts_bits_next(purged, i, npages, true)) < npages; i++) {
     clean += chunk_bits_clear(chunk->dirty_map, head + i, 1);
     chunk_bits_clear(chunk->young_map, head + i, 1);
   }

@@ -58,6 +58,26 @@ TS_INLINE unsigned ts_size_to_class(size_t size) {
   return ts_size_to_class_compute(size);
 }
 
+/* ---- bitmaps ---- */
+
+/* The first bit of map in [from, limit) that is set (want) or clear, or
+ * limit.  Words are read as relaxed atomics, so that a map other threads
+ * change word by word under a lock (medium regions' maps, read by frees
+ * with none) can be scanned too; on plain maps it is a plain load. */
+TS_INLINE unsigned ts_bits_next(const uint64_t *map, unsigned from, unsigned limit, bool want) {
+  while (from < limit) {
+    uint64_t w = __atomic_load_n(&map[from >> 6], __ATOMIC_RELAXED);
+    if (!want) w = ~w;
+    w &= ~0ull << (from & 63);
+    if (w) {
+      unsigned i = (from & ~63u) + (unsigned)__builtin_ctzll(w);
+      return i < limit ? i : limit;
+    }
+    from = (from & ~63u) + 64;
+  }
+  return limit;
+}
+
 /* ---- chunk.c: the chunk map and page runs inside chunks ---- */
 extern _Atomic uint8_t ts_chunk_map[TS_MAP_ENTRIES];
 extern uint64_t ts_secret;
@@ -102,7 +122,7 @@ ts_chunk_t *ts_chunk_new(ts_arena_t *arena);      /* NULL on OOM */
 void ts_chunk_delete(ts_chunk_t *chunk);
 void ts_chunk_mark_used(ts_chunk_t *chunk, unsigned head, unsigned npages);
 /* Bit i of purged: page head + i is free but not resident, so not dirty. */
-void ts_chunk_mark_free(ts_chunk_t *chunk, unsigned head, unsigned npages, uint64_t purged);
+void ts_chunk_mark_free(ts_chunk_t *chunk, unsigned head, unsigned npages, const uint64_t *purged);
 bool ts_chunk_is_empty(const ts_chunk_t *chunk);
 /* Purges dirty ranges of at least min_run pages until max_pages are purged;
  * returns the pages purged.  (chunk, which, 1, SIZE_MAX): every one.  The
@@ -122,7 +142,7 @@ void ts_run_remove_chunk(ts_arena_t *arena, ts_chunk_t *chunk);   /* chunk must 
 ts_span_t *ts_run_alloc(ts_arena_t *arena, unsigned npages, unsigned align_pages); /* NULL: no room */
 /* Frees a run (bit i of purged: page head + i is not resident, as
  * ts_chunk_mark_free); true: the chunk is now empty. */
-bool ts_run_free(ts_arena_t *arena, ts_chunk_t *chunk, unsigned head, unsigned npages, uint64_t purged);
+bool ts_run_free(ts_arena_t *arena, ts_chunk_t *chunk, unsigned head, unsigned npages, const uint64_t *purged);
 /* After dirty pages of the free run holding page were purged: moves the
  * run to the clean set if none of its pages is dirty now. */
 void ts_run_recheck(ts_arena_t *arena, ts_chunk_t *chunk, unsigned page);
@@ -232,7 +252,8 @@ void ts_arena_release(ts_arena_t *arena);         /* a thread unbinds */
 void *ts_arena_run_alloc(ts_arena_t *arena, unsigned npages, unsigned align_pages, ts_span_t **span_out);
 void ts_arena_run_free(ts_chunk_t *chunk, unsigned head); /* takes chunk->arena's lock */
 void ts_arena_run_free_locked(ts_chunk_t *chunk, unsigned head);
-void ts_arena_run_free_purged(ts_chunk_t *chunk, unsigned head, uint64_t purged); /* takes the arena lock */
+/* Takes the arena lock; purged as ts_chunk_mark_free's */
+void ts_arena_run_free_purged(ts_chunk_t *chunk, unsigned head, const uint64_t *purged);
 void *ts_arena_large_alloc(ts_arena_t *arena, size_t size, size_t alignment);
 bool ts_arena_large_resize(void *p, size_t new_size); /* in place; true on success */
 void ts_arena_prefork(void);

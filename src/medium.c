@@ -39,6 +39,7 @@ _Static_assert(sizeof(ts_medium_region_t) <= (TS_MEDIUM_REGION_PAGES - 1) * size
                "a region's record fits the spans of its later pages");
 _Static_assert(TS_MEDIUM_GRANULES <= UINT16_MAX, "granule counts fit 16 bits");
 _Static_assert(TS_MEDIUM_REGION_PAGES % 64 == 0, "a region's pages fill the words of its masks");
+_Static_assert(TS_MEDIUM_PAGE_GRANULES == 16, "a used-map word holds 4 pages (region_purge)");
 
 #define TS_MEDIUM_NONE UINT32_MAX
 
@@ -68,7 +69,6 @@ void ts_medium_init(ts_medium_t *m) {
   m->nregions = 0;
   m->empty_slot = TS_MEDIUM_NONE;
   m->pages = 0;
-  m->free_bytes = 0;
   m->used_bytes = 0;
   m->nblocks = 0;
 }
@@ -83,21 +83,6 @@ static void bits_assign(uint64_t *map, unsigned from, unsigned to, bool set) {
     word_store(&map[w], set ? map[w] | mask : map[w] & ~mask);
     from += n;
   }
-}
-
-/* The first bit at or after from that is set (want) or clear, or limit. */
-static unsigned bits_next(const uint64_t *map, unsigned from, unsigned limit, bool want) {
-  while (from < limit) {
-    uint64_t w = word_load(&map[from >> 6]);
-    if (!want) w = ~w;
-    w &= ~0ull << (from & 63);
-    if (w) {
-      unsigned g = (from & ~63u) + (unsigned)__builtin_ctzll(w);
-      return g < limit ? g : limit;
-    }
-    from = (from & ~63u) + 64;
-  }
-  return limit;
 }
 
 /* Free-run searches over a region's used map, a word at a time: f is a
@@ -241,7 +226,6 @@ static ts_medium_region_t *region_new(ts_arena_t *arena, ts_chunk_t **chunk_out,
   ts_medium_region_t *r = ts_medium_region(chunk, head);
   memset(r, 0, sizeof *r);
   r->slot = slot;
-  r->free_granules = TS_MEDIUM_GRANULES;
   r->longest = TS_MEDIUM_GRANULES;
   for (unsigned p = head; p < head + TS_MEDIUM_REGION_PAGES; p++) {
     chunk->page_head[p] = (uint16_t)head;
@@ -250,7 +234,6 @@ static ts_medium_region_t *region_new(ts_arena_t *arena, ts_chunk_t **chunk_out,
   m->regions[slot] = s;
   m->nregions++;
   m->pages += TS_MEDIUM_REGION_PAGES;
-  m->free_bytes += (uint64_t)TS_MEDIUM_GRANULES << TS_MEDIUM_GRANULE_SHIFT;
   tree_set(m, slot, r->longest);
   *chunk_out = chunk;
   *head_out = head;
@@ -263,23 +246,15 @@ static void region_delete(ts_medium_t *m, ts_chunk_t *chunk, unsigned head) {
   m->regions[r->slot] = NULL;
   tree_set(m, r->slot, 0);
   m->nregions--;
-  m->free_bytes -= (uint64_t)TS_MEDIUM_GRANULES << TS_MEDIUM_GRANULE_SHIFT;
-  /* the pages purged inside go back free but not dirty, as a slab's do:
-   * 64 pages at a time (a mask word), which the arena merges */
+  /* the pages purged inside go back free but not dirty, as a slab's do */
   uint64_t purged[TS_MEDIUM_MASK_WORDS];
   memcpy(purged, r->purged, sizeof purged);
+  m->pages -= TS_MEDIUM_REGION_PAGES;
+  for (unsigned w = 0; w < TS_MEDIUM_MASK_WORDS; w++) m->pages += (unsigned)__builtin_popcountll(purged[w]);
   /* the record lay in spans a slab or a free run will use: they must read
    * as never used (a slab's mesh group, above all) */
   memset(r, 0, sizeof *r);
-  for (unsigned w = 0; w < TS_MEDIUM_MASK_WORDS; w++) {
-    m->pages -= 64 - (unsigned)__builtin_popcountll(purged[w]);
-    /* each piece is a run of its own, and not a slab: its head span says
-     * so (freeing a slab's run clears the flag too; this does not rely on
-     * it) */
-    chunk->spans[head + 64 * w].npages = 64;
-    chunk->spans[head + 64 * w].is_slab = 0;
-    ts_arena_run_free_purged(chunk, head + 64 * w, purged[w]);
-  }
+  ts_arena_run_free_purged(chunk, head, purged);
 }
 
 /* ---- blocks ---- */
@@ -296,8 +271,7 @@ static void region_take(ts_medium_t *m, ts_medium_region_t *r, unsigned g, unsig
   bits_assign(r->used, g, g + k, true);
   bits_assign(r->ends, g + k - 1, g + k, true);
   if (r->first_free >= g && r->first_free < g + k)
-    r->first_free = (uint16_t)bits_next(r->used, g + k, TS_MEDIUM_GRANULES, false);
-  r->free_granules = (uint16_t)(r->free_granules - k);
+    r->first_free = (uint16_t)ts_bits_next(r->used, g + k, TS_MEDIUM_GRANULES, false);
   r->nblocks++;
   m->nblocks++;
   m->used_bytes += (uint64_t)k << TS_MEDIUM_GRANULE_SHIFT;
@@ -308,7 +282,6 @@ static void region_take(ts_medium_t *m, ts_medium_region_t *r, unsigned g, unsig
     r->purged[p >> 6] &= ~bit;
     r->aged[p >> 6] &= ~bit;
   }
-  m->free_bytes -= (uint64_t)k << TS_MEDIUM_GRANULE_SHIFT;
 }
 
 /* The region holding p and p's granule, or NULL when p cannot start a
@@ -328,7 +301,7 @@ static ts_medium_region_t *region_of(ts_chunk_t *chunk, const void *p, unsigned 
 /* Granules of the block starting at g, or 0 if none starts there. */
 static unsigned block_granules(const ts_medium_region_t *r, unsigned g) {
   if (!region_block_starts(r, g)) return 0;
-  unsigned end = bits_next(r->ends, g, TS_MEDIUM_GRANULES, true);
+  unsigned end = ts_bits_next(r->ends, g, TS_MEDIUM_GRANULES, true);
   return end < TS_MEDIUM_GRANULES ? end - g + 1 : 0;
 }
 
@@ -340,23 +313,18 @@ void *ts_medium_alloc(ts_arena_t *arena, size_t size) {
   ts_chunk_t *chunk;
   unsigned head;
   ts_medium_region_t *r;
-  unsigned g = TS_MEDIUM_GRANULES;
-  for (;;) {
-    uint32_t slot = tree_find(m, k);
-    if (slot == TS_MEDIUM_NONE) {
-      r = region_new(arena, &chunk, &head);
-      g = 0;
-      break;
-    }
+  uint32_t slot = tree_find(m, k);
+  if (slot != TS_MEDIUM_NONE) { /* its longest run is exact: the search finds room */
     chunk = ts_chunk_of(m->regions[slot]);
     head = (unsigned)(m->regions[slot] - chunk->spans);
     r = ts_medium_region(chunk, head);
-    if ((g = region_first_fit(r, k)) < TS_MEDIUM_GRANULES) break;
-    region_note_longest(m, r, region_longest(r)); /* the bound was above the longest run: now exact */
+  } else {
+    r = region_new(arena, &chunk, &head);
   }
   if (r) {
+    unsigned g = region_first_fit(r, k);
     if (r->slot == m->empty_slot) m->empty_slot = TS_MEDIUM_NONE;
-    unsigned run = bits_next(r->used, g, TS_MEDIUM_GRANULES, true) - g; /* the free run it comes from */
+    unsigned run = ts_bits_next(r->used, g, TS_MEDIUM_GRANULES, true) - g; /* the free run it comes from */
     region_take(m, r, g, k);
     if (run >= r->longest) region_note_longest(m, r, region_longest(r)); /* else the longest run is elsewhere */
     p = (char *)ts_chunk_page_addr(chunk, head) + ((size_t)g << TS_MEDIUM_GRANULE_SHIFT);
@@ -374,7 +342,7 @@ size_t ts_medium_usable(ts_chunk_t *chunk, const void *p) {
   unsigned head, g;
   const ts_medium_region_t *r = region_of(chunk, p, &head, &g);
   if (!r || !bit_at(r->used, g)) return 0;
-  unsigned end = bits_next(r->ends, g, TS_MEDIUM_GRANULES, true);
+  unsigned end = ts_bits_next(r->ends, g, TS_MEDIUM_GRANULES, true);
   return end < TS_MEDIUM_GRANULES ? (size_t)(end - g + 1) << TS_MEDIUM_GRANULE_SHIFT : 0;
 }
 
@@ -384,8 +352,6 @@ static void region_release(ts_medium_t *m, ts_medium_region_t *r, unsigned g, un
   bits_assign(r->used, g, g + k, false);
   bits_assign(r->ends, g + k - 1, g + k, false);
   if (g < r->first_free) r->first_free = (uint16_t)g;
-  r->free_granules = (uint16_t)(r->free_granules + k);
-  m->free_bytes += (uint64_t)k << TS_MEDIUM_GRANULE_SHIFT;
   m->used_bytes -= (uint64_t)k << TS_MEDIUM_GRANULE_SHIFT;
 }
 
@@ -405,7 +371,7 @@ static void medium_put(ts_medium_t *m, ts_chunk_t *chunk, void *p, const char *f
   } else {
     if (r->nblocks == 0) m->empty_slot = r->slot;
     /* the freed granules and the free ones around them: one run */
-    unsigned run = bits_next(r->used, g + k, TS_MEDIUM_GRANULES, true) - used_before(r->used, g);
+    unsigned run = ts_bits_next(r->used, g + k, TS_MEDIUM_GRANULES, true) - used_before(r->used, g);
     if (run > r->longest) region_note_longest(m, r, run);
   }
 }
@@ -440,7 +406,7 @@ bool ts_medium_resize(ts_chunk_t *chunk, void *p, size_t size) {
       bits_assign(r->ends, g + k - 1, g + k, true);
       ok = true;
     } else if (g + k <= TS_MEDIUM_GRANULES &&
-               bits_next(r->used, g + old, g + k, true) == g + k) { /* the granules after it are free */
+               ts_bits_next(r->used, g + old, g + k, true) == g + k) { /* the granules after it are free */
       bits_assign(r->ends, g + old - 1, g + old, false);
       region_take(m, r, g + old, k - old);
       r->nblocks--; /* region_take counted a block */
@@ -462,7 +428,7 @@ static size_t region_purge(ts_medium_t *m, ts_chunk_t *chunk, unsigned head, boo
   char *base = ts_chunk_page_addr(chunk, head);
   size_t purged = 0;
   for (unsigned pw = 0; pw < TS_MEDIUM_MASK_WORDS; pw++) {
-    /* page q of this mask word holds granules [16 q, 16 q + 16) of its 1024 */
+    /* the 64 pages of mask word pw: a used-map word holds 4 of them */
     uint64_t free_pages = 0;
     for (unsigned w = 0; w < 16; w++) {
       uint64_t used = word_load(&r->used[pw * 16 + w]);
@@ -478,8 +444,7 @@ static size_t region_purge(ts_medium_t *m, ts_chunk_t *chunk, unsigned head, boo
       r->aged[pw] = 0;
     }
     while (take) {
-      unsigned first = (unsigned)__builtin_ctzll(take), len = 0;
-      while (first + len < 64 && ((take >> (first + len)) & 1)) len++;
+      unsigned first = (unsigned)__builtin_ctzll(take), len = ones_low(take >> first);
       ts_os_purge(base + ((size_t)(pw * 64 + first) << TS_PAGE_SHIFT), (size_t)len << TS_PAGE_SHIFT);
       uint64_t mask = (len == 64 ? ~0ull : ((1ull << len) - 1)) << first;
       r->purged[pw] |= mask;

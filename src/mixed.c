@@ -73,20 +73,6 @@ static bool bits_any(const uint64_t *m, unsigned lo, unsigned n) {
   return false;
 }
 
-/* The first bit at or after i that is set (want true) or clear, or nbits. */
-static unsigned bits_next(const uint64_t *m, unsigned nbits, unsigned i, bool want) {
-  while (i < nbits) {
-    uint64_t w = want ? m[i >> 6] : ~m[i >> 6];
-    w &= ~0ull << (i & 63);
-    if (w) {
-      unsigned j = (i & ~63u) + (unsigned)__builtin_ctzll(w);
-      return j < nbits ? j : nbits;
-    }
-    i = (i & ~63u) + 64;
-  }
-  return nbits;
-}
-
 /* ---- the maps of a slab ---- */
 
 /* A working copy of a slab's maps (types.h: ts_mixed_s), contiguous. */
@@ -284,10 +270,10 @@ static unsigned slab_place(ts_arena_t *arena, ts_bin_t *bin, ts_chunk_t *chunk, 
   unsigned nbits = s->npages * (unsigned)TS_PAGE_GRANULES, n = 0, g = 0;
   char *base = ts_slab_base(chunk, s);
   while (n < want) {
-    g = bits_next(avail, nbits, g, true);
+    g = ts_bits_next(avail, g, nbits, true);
     g = (g + align - 1) & ~(align - 1);
     if (g + kf > nbits) break;
-    unsigned gap = bits_next(avail, nbits, g, false);
+    unsigned gap = ts_bits_next(avail, g, nbits, false);
     if (gap < g + kf) {
       g = gap;
       continue;

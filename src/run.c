@@ -40,21 +40,9 @@ static inline bool run_page_free(const ts_chunk_t *c, unsigned p) {
   return (c->free_map[p >> 6] >> (p & 63)) & 1;
 }
 
-/* The first page in [from, to) whose bit is set in map, or to. */
-static unsigned bits_first_set(const uint64_t *map, unsigned from, unsigned to) {
-  for (unsigned p = from; p < to; p = (p & ~63u) + 64) {
-    uint64_t w = map[p >> 6] & (~0ull << (p & 63));
-    if (w) {
-      unsigned q = (p & ~63u) + (unsigned)__builtin_ctzll(w);
-      return q < to ? q : to;
-    }
-  }
-  return to;
-}
-
 /* The set the free run [head, head + n) belongs in. */
 static unsigned run_set_of(const ts_chunk_t *c, unsigned head, unsigned n) {
-  return bits_first_set(c->dirty_map, head, head + n) < head + n ? TS_RUNS_DIRTY : TS_RUNS_CLEAN;
+  return ts_bits_next(c->dirty_map, head, head + n, true) < head + n ? TS_RUNS_DIRTY : TS_RUNS_CLEAN;
 }
 
 /* Records [head, head + n) as a free run and indexes it in its set. */
@@ -133,7 +121,7 @@ ts_span_t *ts_run_alloc(ts_arena_t *arena, unsigned npages, unsigned align_pages
     start = (head + align_pages - 1) & ~(align_pages - 1);
   } else if (s->list == TS_RUNS_DIRTY) {
     /* from the first dirty page, or the end of the run if that is past it */
-    start = bits_first_set(c->dirty_map, head, head + len);
+    start = ts_bits_next(c->dirty_map, head, head + len, true);
     if (start > head + len - npages) start = head + len - npages;
   }
   run_unindex(arena, s);
@@ -162,7 +150,7 @@ void ts_run_recheck(ts_arena_t *arena, ts_chunk_t *c, unsigned page) {
   run_index(arena, c, head, s->npages);
 }
 
-bool ts_run_free(ts_arena_t *arena, ts_chunk_t *c, unsigned head, unsigned n, uint64_t purged) {
+bool ts_run_free(ts_arena_t *arena, ts_chunk_t *c, unsigned head, unsigned n, const uint64_t *purged) {
   ts_chunk_mark_free(c, head, n, purged);
   unsigned right = head + n;
   if (right < TS_CHUNK_PAGES && run_page_free(c, right)) {

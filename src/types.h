@@ -122,7 +122,7 @@ enum ts_window_kind_e {
 /* Per-page codes of a chunk (ts_chunk_codes()).  Values below TS_NCLASSES are the
  * size class of a slab page, which is all the free fast path needs. */
 enum ts_page_code_e {
-  TS_PAGE_MEDIUM = 0xF9,  /* a page of a medium region (medium.c): its blocks' classes come
+  TS_PAGE_MEDIUM = 0xF9,  /* a page of a medium region (medium.c): its blocks' sizes come
                              from the region's granule maps */
   TS_PAGE_MIXED = 0xFA,   /* a slab holding objects of other classes too (mixed.c): its frees
                              find the class under the bin lock */
@@ -324,11 +324,9 @@ typedef struct ts_huge_s {
  * take 1 KiB, 1/1024 of it. */
 #define TS_MEDIUM_MIN_SIZE 4096u
 #define TS_MEDIUM_GRANULE_SHIFT 8
-#ifndef TS_MEDIUM_REGION_PAGES
 #define TS_MEDIUM_REGION_PAGES 256u
-#endif
 #define TS_MEDIUM_MASK_WORDS (TS_MEDIUM_REGION_PAGES / 64)
-#define TS_MEDIUM_GRANULES ((TS_MEDIUM_REGION_PAGES << TS_PAGE_SHIFT) >> TS_MEDIUM_GRANULE_SHIFT) /* 1024 */
+#define TS_MEDIUM_GRANULES ((TS_MEDIUM_REGION_PAGES << TS_PAGE_SHIFT) >> TS_MEDIUM_GRANULE_SHIFT) /* 4096 */
 #define TS_MEDIUM_WORDS (TS_MEDIUM_GRANULES / 64)
 #define TS_MEDIUM_PAGE_GRANULES (TS_PAGE_SIZE >> TS_MEDIUM_GRANULE_SHIFT) /* 16 */
 #define TS_MEDIUM_MAX_SIZE ((size_t)64 << 10)
@@ -344,9 +342,8 @@ typedef struct ts_huge_s {
  *   ends:  bit g set <=> a block's last granule is g (a subset of used);
  *   a block starts at g <=> used bit g set and (g == 0 or used bit g - 1
  *   clear or ends bit g - 1 set);
- *   free_granules == TS_MEDIUM_GRANULES - popcount(used);
- *   longest >= the longest run of clear used bits (a bound, made exact
- *   when a search it sent to the region fails);
+ *   longest == the longest run of clear used bits (kept at every change:
+ *   counted again only when a block is taken from that run);
  *   every granule below first_free is used;
  *   purged: bit p set <=> page p holds no granule of a block and was
  *   purged; aged: bit p set <=> the last tick found page p free (and not
@@ -359,11 +356,9 @@ typedef struct ts_medium_region_s {
   uint64_t purged[TS_MEDIUM_MASK_WORDS];
   uint64_t aged[TS_MEDIUM_MASK_WORDS];
   uint32_t slot;          /* index in the arena's region table */
-  uint16_t free_granules;
-  uint16_t longest;
   uint32_t nblocks;
+  uint16_t longest;
   uint16_t first_free;    /* every granule below it is used: searches start there */
-  uint16_t pad_;
 } ts_medium_region_t;
 
 /* An arena's regions: a table of slots, the lowest slot with room first
@@ -379,7 +374,6 @@ typedef struct ts_medium_s {
   uint32_t empty_slot;    /* an empty region kept for reuse, or UINT32_MAX */
   /* for the ledger (stats.c): */
   uint64_t pages;         /* pages of the regions not purged */
-  uint64_t free_bytes;    /* free granules' bytes */
   uint64_t used_bytes;    /* the blocks' bytes (whole granules) */
   uint64_t nblocks;       /* blocks in the regions */
 } ts_medium_t;
@@ -427,7 +421,7 @@ struct ts_arena_s {
   uint64_t cap_over_ns;     /* when dirty_pages passed a soft cap (purge.c), or 0 */
   _Atomic size_t large_pages; /* pages of large runs out of the arena (held or cached) */
   ts_meta_t meta;           /* side arrays, mixed slabs' granule maps */
-  ts_medium_t medium;       /* regions of the medium classes (medium.c) */
+  ts_medium_t medium;       /* medium regions: blocks of 4 to 64 KiB (medium.c) */
   ts_bin_t bins[TS_NCLASSES];
   /* objects of each class placed in other classes' slabs (mixed.c): read
    * by the ledger, changed under the holding slab's bin lock */

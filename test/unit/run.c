@@ -62,7 +62,7 @@ TS_TEST(split_and_coalesce) {
   expect_eq(head_of(c, d), f + 15);
   expect_eq(check_index(c), 1);
   /* free a: a hole of 10 at the start */
-  expect_true(!ts_run_free(&arena, c, f, 10, 0));
+  expect_true(!ts_run_free(&arena, c, f, 10, NULL));
   expect_eq(check_index(c), 2);
   /* best fit: 4 pages go into the 10-page hole, not the big tail */
   ts_span_t *e = ts_run_alloc(&arena, 4, 1);
@@ -71,11 +71,11 @@ TS_TEST(split_and_coalesce) {
   ts_span_t *g = ts_run_alloc(&arena, 12, 1);
   expect_eq(head_of(c, g), f + 35);
   /* freeing b merges with the 6-page hole on its left: 11 pages */
-  expect_true(!ts_run_free(&arena, c, f + 10, 5, 0));
+  expect_true(!ts_run_free(&arena, c, f + 10, 5, NULL));
   expect_eq(check_index(c), 2);
   expect_true(arena.free_runs[TS_RUNS_DIRTY][10] != NULL);
   /* freeing e merges everything before d: 15 pages */
-  expect_true(!ts_run_free(&arena, c, f, 4, 0));
+  expect_true(!ts_run_free(&arena, c, f, 4, NULL));
   expect_true(arena.free_runs[TS_RUNS_DIRTY][14] != NULL);
   /* growing d in place fails (g follows), growing g works */
   expect_true(!ts_run_grow(&arena, c, f + 15, 20, 21));
@@ -85,10 +85,10 @@ TS_TEST(split_and_coalesce) {
   ts_span_t *al = ts_run_alloc(&arena, 8, 64);
   expect_eq(head_of(c, al) % 64, 0);
   check_index(c);
-  expect_true(!ts_run_free(&arena, c, head_of(c, al), 8, 0));
-  expect_true(!ts_run_free(&arena, c, f + 15, 20, 0));
+  expect_true(!ts_run_free(&arena, c, head_of(c, al), 8, NULL));
+  expect_true(!ts_run_free(&arena, c, f + 15, 20, NULL));
   /* the last free empties the chunk: one run of every page */
-  expect_true(ts_run_free(&arena, c, f + 35, 40, 0));
+  expect_true(ts_run_free(&arena, c, f + 35, 40, NULL));
   expect_eq(check_index(c), 1);
   expect_true(ts_chunk_is_empty(c));
   ts_run_remove_chunk(&arena, c);
@@ -117,12 +117,12 @@ TS_TEST(dirty_runs_first) {
   assert_true(a && b && d);
   expect_eq(head_of(c, d), f + 20);
   /* a's pages freed and purged: a clean 10-page hole before b */
-  expect_true(!ts_run_free(&arena, c, f, 10, 0));
+  expect_true(!ts_run_free(&arena, c, f, 10, NULL));
   expect_eq(ts_chunk_purge(c, TS_PURGE_ALL, 1, SIZE_MAX), 10);
   check_index(c);
   expect_true(arena.free_runs[TS_RUNS_CLEAN][9] != NULL, "a's hole is clean");
   /* d's pages freed: dirty, merged with the (clean) rest of the chunk */
-  expect_true(!ts_run_free(&arena, c, f + 20, 10, 0));
+  expect_true(!ts_run_free(&arena, c, f + 20, 10, NULL));
   check_index(c);
   /* 6 pages: best fit alone would take a's clean hole; the dirty run wins,
    * at its first dirty page */
@@ -140,14 +140,14 @@ TS_TEST(dirty_runs_first) {
   /* a dirty run whose first dirty page lies past where a request would
    * start is carved at its end, so that it still takes the dirty pages:
    * b's 10 dirty pages merge with h's 2 clean ones into 12 */
-  expect_true(!ts_run_free(&arena, c, f + 10, 10, 0));
+  expect_true(!ts_run_free(&arena, c, f + 10, 10, NULL));
   check_index(c);
   ts_span_t *k = ts_run_alloc(&arena, 11, 1);
   expect_eq(head_of(c, k), f + 9);
   check_index(c);
   /* g's pages freed merge with the clean rest of the chunk; purging them
    * makes every free run clean */
-  expect_true(!ts_run_free(&arena, c, f + 26, 4, 0));
+  expect_true(!ts_run_free(&arena, c, f + 26, 4, NULL));
   check_index(c);
   expect_eq(ts_chunk_purge(c, TS_PURGE_ALL, 1, SIZE_MAX), 4);
   check_index(c);
@@ -157,7 +157,7 @@ TS_TEST(dirty_runs_first) {
   ts_span_t *x = ts_run_alloc(&arena, 3, 1);
   ts_span_t *y = ts_run_alloc(&arena, 3, 1);
   assert_true(x && y);
-  expect_true(!ts_run_free(&arena, c, head_of(c, x), 3, 0));
+  expect_true(!ts_run_free(&arena, c, head_of(c, x), 3, NULL));
   check_index(c);
   ts_span_t *al = ts_run_alloc(&arena, 2, 64);
   assert_true(al != NULL);
@@ -214,8 +214,8 @@ TS_TEST(random_ops_keep_the_index) {
       ts_chunk_t *c = live[i].c;
       unsigned head = live[i].head, n = live[i].n;
       live[i] = live[--nlive];
-      unsigned purged = NEXT() % 3 ? 0 : NEXT() & ((1u << (n < 16 ? n : 16)) - 1);
-      ts_run_free(&arena, c, head, n, purged); /* some pages purged in place, as a slab's */
+      uint64_t purged = NEXT() % 3 ? 0 : NEXT() & ((1u << (n < 16 ? n : 16)) - 1);
+      ts_run_free(&arena, c, head, n, &purged); /* some pages purged in place, as a slab's */
     } else if (op < 88 && nlive) {
       unsigned i = NEXT() % nlive, more = 1 + NEXT() % 10;
       if (ts_run_grow(&arena, live[i].c, live[i].head, live[i].n, live[i].n + more)) {
@@ -227,7 +227,7 @@ TS_TEST(random_ops_keep_the_index) {
       if (live[i].n > 1) {
         unsigned keep = 1 + NEXT() % (live[i].n - 1);
         live[i].c->spans[live[i].head].npages = keep;
-        ts_run_free(&arena, live[i].c, live[i].head + keep, live[i].n - keep, 0);
+        ts_run_free(&arena, live[i].c, live[i].head + keep, live[i].n - keep, NULL);
         live[i].n = keep;
       }
     } else if (op < 96) {
