@@ -14,6 +14,14 @@
  *              takes its class's bytes (rounded up to granules) at the
  *              lowest address with room, free neighbours coalescing (what
  *              glibc does, with no headers); larger ones in page runs.
+ * Two thread caches in front of the medium heap, to see what reuse by
+ * size does to its packing (environment variables):
+ *   SIM_CACHE=C  C freed blocks kept per class (LIFO) and handed to the
+ *                next request of the class; blocks above 32 KiB then
+ *                take whole pages (the classes there);
+ *   SIM_PEND=P   the frees gathered P at a time (as tcache.c's
+ *                medium_pending), a request served from them when one is
+ *                at most 1/SIM_SLACK (default 16) larger than it.
  * Page runs are first fit by address over 4 KiB pages.  A page counts while
  * any byte of it is allocated: free pages are taken to be purged, and
  * metadata, thread caches and dirty pages are not counted, so the figures
@@ -229,15 +237,72 @@ typedef struct {
   uint32_t at;
   slab *sb;
   uint64_t size;
+  uint64_t mb; /* a medium block's bytes */
 } block;
 
 static space pages_space, medium_space;
 static uint32_t medium_min; /* objects above this go to the medium heap; 0: none */
 static uint64_t live, medium_used;
 
-/* A medium block takes its class's bytes (a thread cache keeps blocks by
- * class), above the classes its own. */
-static uint64_t medium_bytes(uint64_t size) { return size <= SLAB_MAX_SIZE ? cls_size[class_of(size)] : size; }
+/* The thread caches (SIM_CACHE, SIM_PEND): blocks held, reuse counted. */
+static unsigned cache_cap, pend_cap, pend_slack = 16;
+static uint32_t cache_at[160][64];
+static unsigned cache_n[160];
+static uint32_t pend_at[64];
+static uint64_t pend_mb[64];
+static unsigned pend_n;
+static uint64_t reused, medium_allocs;
+
+static unsigned cache_key(uint64_t size) {
+  return size <= SLAB_MAX_SIZE ? class_of(size) : 128 + (unsigned)((size + PAGE - 1) / PAGE) - 8;
+}
+
+/* A medium block takes its class's bytes up to 32 KiB, its own above (or
+ * whole pages, with SIM_CACHE). */
+static uint64_t medium_bytes(uint64_t size) {
+  if (size <= SLAB_MAX_SIZE) return cls_size[class_of(size)];
+  return cache_cap ? (size + PAGE - 1) / PAGE * PAGE : size;
+}
+
+static uint32_t medium_alloc(block *b) {
+  uint64_t want = medium_bytes(b->size);
+  unsigned key = cache_key(b->size);
+  int found = -1;
+  medium_allocs++;
+  b->mb = want;
+  for (int i = (int)pend_n - 1; i >= 0; i--) /* the smallest that fits, the latest of equals */
+    if (pend_mb[i] >= want && pend_mb[i] <= want + want / pend_slack && (found < 0 || pend_mb[i] < pend_mb[found]))
+      found = i;
+  if (found >= 0) {
+    uint32_t at = pend_at[found];
+    b->mb = pend_mb[found];
+    memmove(&pend_at[found], &pend_at[found + 1], (pend_n - (unsigned)found - 1) * sizeof pend_at[0]);
+    memmove(&pend_mb[found], &pend_mb[found + 1], (pend_n - (unsigned)found - 1) * sizeof pend_mb[0]);
+    pend_n--;
+    reused++;
+    return at;
+  }
+  if (cache_n[key]) {
+    reused++;
+    return cache_at[key][--cache_n[key]];
+  }
+  return space_alloc(&medium_space, want);
+}
+
+static void medium_free(block *b) {
+  unsigned key = cache_key(b->size);
+  if (pend_cap) {
+    pend_at[pend_n] = b->at, pend_mb[pend_n] = b->mb;
+    if (++pend_n == pend_cap) {
+      for (unsigned i = 0; i < pend_n; i++) space_free(&medium_space, pend_at[i], pend_mb[i]);
+      pend_n = 0;
+    }
+  } else if (cache_n[key] < cache_cap) {
+    cache_at[key][cache_n[key]++] = b->at;
+  } else {
+    space_free(&medium_space, b->at, b->mb);
+  }
+}
 
 static void heap_alloc(block *b, uint64_t size) {
   b->size = size;
@@ -245,8 +310,8 @@ static void heap_alloc(block *b, uint64_t size) {
   if (size > SLAB_MAX_SIZE || (medium_min && size > medium_min)) {
     if (medium_min && size <= medium_max) {
       b->kind = 1;
-      b->at = space_alloc(&medium_space, medium_bytes(size));
-      medium_used += medium_bytes(size);
+      b->at = medium_alloc(b);
+      medium_used += b->mb;
     } else {
       b->kind = 2;
       b->at = space_alloc(&pages_space, size);
@@ -280,9 +345,8 @@ static void heap_alloc(block *b, uint64_t size) {
 static void heap_free(block *b) {
   live -= b->size;
   if (b->kind == 1) {
-    uint64_t size = b->size;
-    space_free(&medium_space, b->at, medium_bytes(size));
-    medium_used -= medium_bytes(size);
+    medium_free(b);
+    medium_used -= b->mb;
     return;
   }
   if (b->kind == 2) {
@@ -389,6 +453,13 @@ static void run_redis(void) {
 
 int main(int argc, char **argv) {
   classes_init();
+  if (getenv("SIM_CACHE")) cache_cap = (unsigned)atoi(getenv("SIM_CACHE"));
+  if (getenv("SIM_PEND")) pend_cap = (unsigned)atoi(getenv("SIM_PEND"));
+  if (getenv("SIM_SLACK")) pend_slack = (unsigned)atoi(getenv("SIM_SLACK"));
+  if (cache_cap > 64 || pend_cap > 64 || !pend_slack) {
+    fprintf(stderr, "sim_medium: SIM_CACHE and SIM_PEND at most 64, SIM_SLACK at least 1\n");
+    return 2;
+  }
   space_init(&pages_space, PAGE);
   space_init(&medium_space, GRANULE);
   const char *deflt[] = {"seg", "1024", "512", "256", "4096:256", "4096:256:32768"};
@@ -407,8 +478,12 @@ int main(int argc, char **argv) {
     if (medium_min)
       printf("medium heap above %u bytes up to %u (%u-byte granules, first fit):\n", medium_min, medium_max, granule);
     else printf("seg (slabs to 32 KiB, page runs above):\n");
+    reused = medium_allocs = 0;
     run_cache();
     run_redis();
+    if (cache_cap || pend_cap)
+      printf("  medium requests served by the thread cache: %llu of %llu\n", (unsigned long long)reused,
+             (unsigned long long)medium_allocs);
     fflush(stdout);
   }
   return 0;

@@ -9,7 +9,8 @@
  * Its record (types.h: ts_medium_region_s, the invariants) lies in the
  * spans of its later pages.  A block is the request rounded up to whole
  * granules, at the lowest granule of the first region (lowest slot) whose
- * longest free run holds it.  Freeing clears its granules, which merge
+ * longest free run holds it, found down a summary tree of the region's
+ * used map (types.h).  Freeing clears its granules, which merge
  * with the free ones around them at once: there is no slot structure, so
  * space freed by one size serves any other.  No thread cache hands a
  * freed block out again (one cached block per class undid the packing:
@@ -85,10 +86,55 @@ static void bits_assign(uint64_t *map, unsigned from, unsigned to, bool set) {
   }
 }
 
-/* Free-run searches over a region's used map, a word at a time: f is a
- * word's free bits, carry the free granules that end the words before it.
- * A medium block is at least 17 granules, so a run that fits starts in
- * one word and ends in another, or lies inside one word. */
+/* The summary tree over a region's used map (types.h): a word's free
+ * bits give its leaf; a node joins its children's. */
+
+static unsigned ones_low(uint64_t f) { return f == ~0ull ? 64 : (unsigned)__builtin_ctzll(~f); }
+static unsigned ones_high(uint64_t f) { return f == ~0ull ? 64 : (unsigned)__builtin_clzll(~f); }
+
+/* The longest run of set bits of f (a word holds a few runs). */
+static unsigned word_best(uint64_t f) {
+  unsigned best = 0;
+  while (f) {
+    unsigned at = (unsigned)__builtin_ctzll(f), len = ones_low(f >> at);
+    if (len > best) best = len;
+    if (at + len >= 64) break;
+    f &= ~0ull << (at + len);
+  }
+  return best;
+}
+
+/* Node i from its children; len: the granules it covers. */
+static void summary_pull(ts_medium_region_t *r, unsigned i, unsigned len) {
+  unsigned l = 2 * i, h = len / 2;
+  r->pre[i] = (uint16_t)(r->pre[l] == h ? h + r->pre[l + 1] : r->pre[l]);
+  r->suf[i] = (uint16_t)(r->suf[l + 1] == h ? h + r->suf[l] : r->suf[l + 1]);
+  unsigned best = r->best[l] > r->best[l + 1] ? r->best[l] : r->best[l + 1];
+  unsigned across = (unsigned)r->suf[l] + r->pre[l + 1];
+  r->best[i] = (uint16_t)(across > best ? across : best);
+}
+
+/* Words w0 .. w1 of the used map changed: their leaves and the nodes above. */
+static void summary_update(ts_medium_region_t *r, unsigned w0, unsigned w1) {
+  for (unsigned w = w0; w <= w1; w++) {
+    uint64_t f = ~word_load(&r->used[w]);
+    unsigned i = TS_MEDIUM_WORDS + w;
+    r->pre[i] = (uint16_t)ones_low(f);
+    r->suf[i] = (uint16_t)ones_high(f);
+    r->best[i] = (uint16_t)(f == ~0ull ? 64 : word_best(f));
+  }
+  unsigned len = 128;
+  for (unsigned lo = (TS_MEDIUM_WORDS + w0) >> 1, hi = (TS_MEDIUM_WORDS + w1) >> 1; lo; lo >>= 1, hi >>= 1, len *= 2)
+    for (unsigned i = lo; i <= hi; i++) summary_pull(r, i, len);
+}
+
+/* A region with every granule free. */
+static void summary_init(ts_medium_region_t *r) {
+  for (unsigned i = 1; i < 2 * TS_MEDIUM_WORDS; i++) {
+    unsigned len = TS_MEDIUM_GRANULES >> (31 - __builtin_clz(i));
+    r->pre[i] = r->suf[i] = r->best[i] = (uint16_t)len;
+  }
+}
 
 /* Bits i of f that start k free bits inside the word (k <= 64). */
 static uint64_t word_runs_of(uint64_t f, unsigned k) {
@@ -101,61 +147,27 @@ static uint64_t word_runs_of(uint64_t f, unsigned k) {
   return f;
 }
 
-static unsigned ones_low(uint64_t f) { return f == ~0ull ? 64 : (unsigned)__builtin_ctzll(~f); }
-static unsigned ones_high(uint64_t f) { return f == ~0ull ? 64 : (unsigned)__builtin_clzll(~f); }
-
-/* The lowest granule starting a free run of k, or TS_MEDIUM_GRANULES. */
+/* The lowest granule starting a free run of k, or TS_MEDIUM_GRANULES:
+ * down the tree, left while the left child holds such a run, stopping
+ * where one crosses from the left child into the right. */
 static unsigned region_first_fit(const ts_medium_region_t *r, unsigned k) {
-  unsigned carry = 0;
-  for (unsigned w = r->first_free >> 6; w < TS_MEDIUM_WORDS; w++) {
-    uint64_t f = ~word_load(&r->used[w]);
-    if (!f) { /* all used */
-      carry = 0;
-      continue;
+  if (r->best[1] < k) return TS_MEDIUM_GRANULES;
+  unsigned i = 1, lo = 0, len = TS_MEDIUM_GRANULES;
+  while (i < TS_MEDIUM_WORDS) {
+    unsigned l = 2 * i, h = len / 2;
+    if (r->best[l] >= k) {
+      i = l;
+    } else if ((unsigned)r->suf[l] + r->pre[l + 1] >= k) {
+      return lo + h - r->suf[l];
+    } else {
+      i = l + 1;
+      lo += h;
     }
-    if (carry + ones_low(f) >= k) return w * 64 - carry;
-    if (k <= 64 && f != ~0ull) {
-      uint64_t starts = word_runs_of(f, k);
-      if (starts) return w * 64 + (unsigned)__builtin_ctzll(starts);
-    }
-    carry = f == ~0ull ? carry + 64 : ones_high(f);
+    len = h;
   }
-  return TS_MEDIUM_GRANULES;
-}
-
-/* The longest run of free granules. */
-static unsigned region_longest(const ts_medium_region_t *r) {
-  unsigned carry = 0, best = 0;
-  for (unsigned w = 0; w < TS_MEDIUM_WORDS; w++) {
-    uint64_t f = ~word_load(&r->used[w]);
-    if (f == ~0ull) {
-      carry += 64;
-      continue;
-    }
-    if (carry + ones_low(f) > best) best = carry + ones_low(f);
-    /* inside the word: run by run (a word holds a few) */
-    uint64_t x = f;
-    while (x) {
-      unsigned at = (unsigned)__builtin_ctzll(x);
-      unsigned len = ones_low(x >> at);
-      if (len > best) best = len;
-      if (at + len >= 64) break;
-      x &= ~0ull << (at + len);
-    }
-    carry = ones_high(f);
-  }
-  return carry > best ? carry : best;
-}
-
-/* 1 + the last granule before g that is used, or 0. */
-static unsigned used_before(const uint64_t *map, unsigned g) {
-  while (g) {
-    unsigned w = (g - 1) >> 6, b = (g - 1) & 63;
-    uint64_t x = word_load(&map[w]) & (b == 63 ? ~0ull : ((2ull << b) - 1));
-    if (x) return w * 64 + 64 - (unsigned)__builtin_clzll(x);
-    g = w * 64;
-  }
-  return 0;
+  /* inside word i - TS_MEDIUM_WORDS (k <= 64 here) */
+  uint64_t starts = word_runs_of(~word_load(&r->used[i - TS_MEDIUM_WORDS]), k);
+  return lo + (unsigned)__builtin_ctzll(starts);
 }
 
 static bool bit_at(const uint64_t *map, unsigned g) { return (word_load(&map[g >> 6]) >> (g & 63)) & 1; }
@@ -207,7 +219,7 @@ static bool table_grow(ts_medium_t *m) {
   for (uint32_t s = 0; s < old; s++)
     if (m->regions[s]) {
       ts_chunk_t *c = ts_chunk_of(m->regions[s]);
-      tree_set(m, s, ts_medium_region(c, (unsigned)(m->regions[s] - c->spans))->longest);
+      tree_set(m, s, ts_medium_region(c, (unsigned)(m->regions[s] - c->spans))->best[1]);
     }
   return true;
 }
@@ -226,7 +238,7 @@ static ts_medium_region_t *region_new(ts_arena_t *arena, ts_chunk_t **chunk_out,
   ts_medium_region_t *r = ts_medium_region(chunk, head);
   memset(r, 0, sizeof *r);
   r->slot = slot;
-  r->longest = TS_MEDIUM_GRANULES;
+  summary_init(r);
   for (unsigned p = head; p < head + TS_MEDIUM_REGION_PAGES; p++) {
     chunk->page_head[p] = (uint16_t)head;
     ts_chunk_set_code(chunk, p, TS_PAGE_MEDIUM);
@@ -234,7 +246,7 @@ static ts_medium_region_t *region_new(ts_arena_t *arena, ts_chunk_t **chunk_out,
   m->regions[slot] = s;
   m->nregions++;
   m->pages += TS_MEDIUM_REGION_PAGES;
-  tree_set(m, slot, r->longest);
+  tree_set(m, slot, r->best[1]);
   *chunk_out = chunk;
   *head_out = head;
   return r;
@@ -259,9 +271,11 @@ static void region_delete(ts_medium_t *m, ts_chunk_t *chunk, unsigned head) {
 
 /* ---- blocks ---- */
 
-static void region_note_longest(ts_medium_t *m, ts_medium_region_t *r, unsigned longest) {
-  r->longest = (uint16_t)longest;
-  tree_set(m, r->slot, longest);
+/* The used map of r changed in granules [g, g + k): its summary, and the
+ * table's tree if its longest free run did. */
+static void region_changed(ts_medium_t *m, ts_medium_region_t *r, unsigned g, unsigned k) {
+  summary_update(r, g >> 6, (g + k - 1) >> 6);
+  if (m->tree[m->nslots + r->slot] != r->best[1]) tree_set(m, r->slot, r->best[1]);
 }
 
 
@@ -270,8 +284,7 @@ static void region_note_longest(ts_medium_t *m, ts_medium_region_t *r, unsigned 
 static void region_take(ts_medium_t *m, ts_medium_region_t *r, unsigned g, unsigned k) {
   bits_assign(r->used, g, g + k, true);
   bits_assign(r->ends, g + k - 1, g + k, true);
-  if (r->first_free >= g && r->first_free < g + k)
-    r->first_free = (uint16_t)ts_bits_next(r->used, g + k, TS_MEDIUM_GRANULES, false);
+  region_changed(m, r, g, k);
   r->nblocks++;
   m->nblocks++;
   m->used_bytes += (uint64_t)k << TS_MEDIUM_GRANULE_SHIFT;
@@ -324,9 +337,7 @@ void *ts_medium_alloc(ts_arena_t *arena, size_t size) {
   if (r) {
     unsigned g = region_first_fit(r, k);
     if (r->slot == m->empty_slot) m->empty_slot = TS_MEDIUM_NONE;
-    unsigned run = ts_bits_next(r->used, g, TS_MEDIUM_GRANULES, true) - g; /* the free run it comes from */
     region_take(m, r, g, k);
-    if (run >= r->longest) region_note_longest(m, r, region_longest(r)); /* else the longest run is elsewhere */
     p = (char *)ts_chunk_page_addr(chunk, head) + ((size_t)g << TS_MEDIUM_GRANULE_SHIFT);
   }
   pthread_mutex_unlock(&m->lock);
@@ -351,7 +362,7 @@ size_t ts_medium_usable(ts_chunk_t *chunk, const void *p) {
 static void region_release(ts_medium_t *m, ts_medium_region_t *r, unsigned g, unsigned k) {
   bits_assign(r->used, g, g + k, false);
   bits_assign(r->ends, g + k - 1, g + k, false);
-  if (g < r->first_free) r->first_free = (uint16_t)g;
+  region_changed(m, r, g, k);
   m->used_bytes -= (uint64_t)k << TS_MEDIUM_GRANULE_SHIFT;
 }
 
@@ -368,11 +379,8 @@ static void medium_put(ts_medium_t *m, ts_chunk_t *chunk, void *p, const char *f
   m->nblocks--;
   if (r->nblocks == 0 && m->empty_slot != TS_MEDIUM_NONE) {
     region_delete(m, chunk, head);
-  } else {
-    if (r->nblocks == 0) m->empty_slot = r->slot;
-    /* the freed granules and the free ones around them: one run */
-    unsigned run = ts_bits_next(r->used, g + k, TS_MEDIUM_GRANULES, true) - used_before(r->used, g);
-    if (run > r->longest) region_note_longest(m, r, run);
+  } else if (r->nblocks == 0) {
+    m->empty_slot = r->slot;
   }
 }
 
@@ -413,7 +421,6 @@ bool ts_medium_resize(ts_chunk_t *chunk, void *p, size_t size) {
       m->nblocks--;
       ok = true;
     }
-    if (ok && k != old) region_note_longest(m, r, region_longest(r));
   }
   pthread_mutex_unlock(&m->lock);
   return ok;

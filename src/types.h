@@ -321,7 +321,7 @@ typedef struct ts_huge_s {
  * of whole granules of 256 bytes in regions of TS_MEDIUM_REGION_PAGES
  * pages, first fit, free neighbours coalescing (docs/ARCHITECTURE.md, A
  * medium heap, has why 4 and 64 KiB, 256 bytes, 1 MiB).  A region's maps
- * take 1 KiB, 1/1024 of it. */
+ * and their summary take 1.8 KiB of the spans of its pages (16 KiB). */
 #define TS_MEDIUM_MIN_SIZE 4096u
 #define TS_MEDIUM_GRANULE_SHIFT 8
 #define TS_MEDIUM_REGION_PAGES 256u
@@ -342,9 +342,9 @@ typedef struct ts_huge_s {
  *   ends:  bit g set <=> a block's last granule is g (a subset of used);
  *   a block starts at g <=> used bit g set and (g == 0 or used bit g - 1
  *   clear or ends bit g - 1 set);
- *   longest == the longest run of clear used bits (kept at every change:
- *   counted again only when a block is taken from that run);
- *   every granule below first_free is used;
+ *   pre, suf, best of every node of the summary tree are those of the
+ *   used map's bits in its range (kept at every change of the map, word
+ *   by word up to the root); best[1] is the region's longest free run;
  *   purged: bit p set <=> page p holds no granule of a block and was
  *   purged; aged: bit p set <=> the last tick found page p free (and not
  *   purged), and no block was placed on it since.
@@ -355,10 +355,13 @@ typedef struct ts_medium_region_s {
   uint64_t ends[TS_MEDIUM_WORDS];
   uint64_t purged[TS_MEDIUM_MASK_WORDS];
   uint64_t aged[TS_MEDIUM_MASK_WORDS];
+  /* The used map's summary tree: node 1 covers the region, node i's
+   * children are 2i and 2i + 1, node TS_MEDIUM_WORDS + w is word w.  Per
+   * node, in granules: the free run its range starts with (pre), ends with
+   * (suf), and its longest (best). */
+  uint16_t pre[2 * TS_MEDIUM_WORDS], suf[2 * TS_MEDIUM_WORDS], best[2 * TS_MEDIUM_WORDS];
   uint32_t slot;          /* index in the arena's region table */
   uint32_t nblocks;
-  uint16_t longest;
-  uint16_t first_free;    /* every granule below it is used: searches start there */
 } ts_medium_region_t;
 
 /* An arena's regions: a table of slots, the lowest slot with room first

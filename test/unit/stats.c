@@ -158,9 +158,19 @@ static void count_region(ts_chunk_t *c, unsigned head, uint64_t *blocks, uint64_
         expect_true(!map_bit(r->used, g), "a block on purged page %u", p);
   }
   expect_eq((uint64_t)used << TS_MEDIUM_GRANULE_SHIFT, block_bytes); /* used granules are blocks' */
-  for (unsigned g = 0; g < r->first_free && g < TS_MEDIUM_GRANULES; g++)
-    expect_true(map_bit(r->used, g), "granule %u below first_free %u is free", g, r->first_free);
-  expect_eq(r->longest, longest);
+  expect_eq(r->best[1], longest);
+  for (unsigned i = 1; i < 2 * TS_MEDIUM_WORDS; i++) { /* each node of the summary against the map */
+    unsigned depth = 31 - (unsigned)__builtin_clz(i), len = TS_MEDIUM_GRANULES >> depth;
+    unsigned lo = (i - (1u << depth)) * len, pre = 0, suf = 0, best = 0;
+    while (pre < len && !map_bit(r->used, lo + pre)) pre++;
+    while (suf < len && !map_bit(r->used, lo + len - 1 - suf)) suf++;
+    for (unsigned g = lo, n = 0; g < lo + len; g++) {
+      n = map_bit(r->used, g) ? 0 : n + 1;
+      if (n > best) best = n;
+    }
+    expect_true(r->pre[i] == pre && r->suf[i] == suf && r->best[i] == best,
+                "summary node %u: %u %u %u, the map says %u %u %u", i, r->pre[i], r->suf[i], r->best[i], pre, suf, best);
+  }
   expect_eq(r->nblocks, nblocks);
   *pages += TS_MEDIUM_REGION_PAGES;
   for (unsigned w = 0; w < TS_MEDIUM_MASK_WORDS; w++) *pages -= (unsigned)__builtin_popcountll(r->purged[w]);
