@@ -308,6 +308,7 @@ TS_INLINE void ts_tcache_leave(ts_tcache_t *tc) {
 ts_tcache_t *ts_tcache_claim(void);               /* the cache, entered; NULL if none */
 bool ts_tcache_trim_idle(void);                   /* purger: flush idle caches; true if any is in use */
 size_t ts_tcache_held_bytes(const ts_tcache_t *tc);
+uint64_t ts_tcache_lost(void); /* caches dropped: their thread exited without the key's destructor */
 /* Every thread's counters summed into *sum; objects in thread caches per
  * class into cached[], bytes of large runs cached into *cached_large. */
 void ts_tcache_sum_stats(ts_tstats_t *sum, uint64_t *cached, uint64_t *cached_large, uint64_t *cached_medium);

@@ -32,12 +32,28 @@
  * pthread key destructor flushes everything and unbinds the thread from its
  * arena; allocations made after that (by later TLS destructors) go straight
  * to the arena.
+ *
+ * The registry is a table of (cache, thread id) outside the caches, not a
+ * list linked through them: a thread whose first allocation comes in the
+ * last round of thread-specific-data destructors, after the round passed
+ * this library's key, sets its key too late for the destructor to run, and
+ * its cache stays registered when the thread is gone.  Its TLS may then be
+ * unmapped, or re-initialised for a new thread that gets the same stack;
+ * links kept in it broke the list (a cycle: stats and the purger hung).  A
+ * walk therefore drops, without touching them, the entries whose thread
+ * the kernel no longer knows (registry_prune), and an entry whose cache
+ * address a new thread registers again is that thread's from then on.  The
+ * lost cache's objects stay allocated (at most a cache's capacity per such
+ * thread), counted in lost_caches.
  */
 #include "internal.h"
 
+#include <errno.h>
 #include <sched.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 /* Every bin empty with capacity 0: a fast path that reaches it falls
  * through to the slow path.  Never written. */
@@ -70,16 +86,78 @@ uint32_t ts_tcache_cap_of(unsigned cls) {
   return (uint32_t)n;
 }
 
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static ts_tcache_t *registry;
+typedef struct {
+  ts_tcache_t *tc;
+  ts_arena_t *arena; /* its binding, released if the thread is found gone */
+  int32_t tid;
+} registry_entry_t;
 
-static void registry_add(ts_tcache_t *tc) {
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static registry_entry_t *registry; /* registry_n entries of registry_cap, mapped */
+static size_t registry_n, registry_cap;
+static uint64_t lost_caches;        /* entries dropped because their thread was gone */
+
+uint64_t ts_tcache_lost(void) {
   pthread_mutex_lock(&registry_lock);
-  tc->reg_prev = NULL;
-  tc->reg_next = registry;
-  if (registry) registry->reg_prev = tc;
-  registry = tc;
+  uint64_t n = lost_caches;
   pthread_mutex_unlock(&registry_lock);
+  return n;
+}
+
+/* Whether the kernel still knows thread tid of this process. */
+static bool thread_alive(int32_t tid) {
+  if (tid == ts_tcache.tid) return true;
+  int saved = errno;
+  bool gone = syscall(SYS_tgkill, (long)getpid(), (long)tid, 0L) != 0 && errno == ESRCH;
+  errno = saved;
+  return !gone;
+}
+
+/* Drops the entries of threads that exited without their destructor
+ * (above); registry_lock held. */
+static void registry_prune(void) {
+  for (size_t i = 0; i < registry_n;) {
+    if (thread_alive(registry[i].tid)) {
+      i++;
+      continue;
+    }
+    ts_arena_release(registry[i].arena);
+    registry[i] = registry[--registry_n];
+    lost_caches++;
+  }
+}
+
+/* Enters tc; false when the table cannot grow (then the thread has no
+ * cache). */
+static bool registry_add(ts_tcache_t *tc) {
+  pthread_mutex_lock(&registry_lock);
+  for (size_t i = 0; i < registry_n; i++)
+    if (registry[i].tc == tc) { /* the TLS of a thread gone without its destructor */
+      ts_arena_release(registry[i].arena);
+      registry[i].arena = tc->arena;
+      registry[i].tid = tc->tid;
+      lost_caches++;
+      pthread_mutex_unlock(&registry_lock);
+      return true;
+    }
+  if (registry_n == registry_cap) {
+    size_t cap = registry_cap ? 2 * registry_cap : 256;
+    registry_entry_t *t = ts_os_map(cap * sizeof *t);
+    if (!t) {
+      pthread_mutex_unlock(&registry_lock);
+      return false;
+    }
+    if (registry_n) memcpy(t, registry, registry_n * sizeof *t);
+    if (registry) ts_os_unmap(registry, registry_cap * sizeof *t);
+    registry = t;
+    registry_cap = cap;
+  }
+  registry[registry_n].tc = tc;
+  registry[registry_n].arena = tc->arena;
+  registry[registry_n].tid = tc->tid;
+  registry_n++;
+  pthread_mutex_unlock(&registry_lock);
+  return true;
 }
 
 /* Adds the counters of `from` to `to` (relaxed loads; to is shared). */
@@ -99,7 +177,9 @@ void ts_tcache_sum_stats(ts_tstats_t *sum, uint64_t *cached, uint64_t *cached_la
   *cached_large = 0;
   *cached_medium = 0;
   pthread_mutex_lock(&registry_lock);
-  for (ts_tcache_t *tc = registry; tc; tc = tc->reg_next) {
+  registry_prune();
+  for (size_t i = 0; i < registry_n; i++) {
+    ts_tcache_t *tc = registry[i].tc;
     stats_add(sum, &tc->stats);
     for (unsigned c = 0; c < TS_NCLASSES; c++) cached[c] += TS_SW_LOAD(tc->bins[c].count);
     *cached_large += TS_SW_LOAD(tc->large_bytes);
@@ -114,10 +194,11 @@ void ts_tcache_sum_stats(ts_tstats_t *sum, uint64_t *cached, uint64_t *cached_la
 static void registry_remove(ts_tcache_t *tc) {
   pthread_mutex_lock(&registry_lock);
   stats_add(&ts_stats_orphan, &tc->stats);
-  if (tc->reg_prev) tc->reg_prev->reg_next = tc->reg_next;
-  else registry = tc->reg_next;
-  if (tc->reg_next) tc->reg_next->reg_prev = tc->reg_prev;
-  tc->reg_prev = tc->reg_next = NULL;
+  for (size_t i = 0; i < registry_n; i++)
+    if (registry[i].tc == tc) {
+      registry[i] = registry[--registry_n];
+      break;
+    }
   pthread_mutex_unlock(&registry_lock);
 }
 
@@ -155,12 +236,12 @@ void ts_tcache_setup(ts_tcache_t *tc) {
    * the cache counts as torn down, so that an allocation made by
    * pthread_setspecific itself goes to the arena. */
   tc->state = TS_TCACHE_DEAD;
-  if (pthread_setspecific(ts_tcache_key, tc) != 0) {
+  tc->tid = (int32_t)syscall(SYS_gettid);
+  if (pthread_setspecific(ts_tcache_key, tc) != 0 || !registry_add(tc)) {
     ts_arena_release(tc->arena);
     return;
   }
   tc->fast_bins = ts_opt.stats_exact ? (ts_tbin_t *)ts_tcache_slow_trap : tc->bins;
-  registry_add(tc);
   atomic_store_explicit(&tc->bins_ptr, tc->fast_bins, memory_order_release);
   tc->state = TS_TCACHE_ACTIVE;
 }
@@ -286,10 +367,12 @@ static uint64_t tcache_signature(const ts_tcache_t *tc) {
 bool ts_tcache_trim_idle(void) {
   bool busy = false;
   pthread_mutex_lock(&registry_lock);
-  for (ts_tcache_t *tc = registry; tc; tc = tc->reg_next)
-    atomic_store_explicit(&tc->bins_ptr, trap_bins(), memory_order_relaxed);
+  registry_prune();
+  for (size_t i = 0; i < registry_n; i++)
+    atomic_store_explicit(&registry[i].tc->bins_ptr, trap_bins(), memory_order_relaxed);
   ts_os_barrier();
-  for (ts_tcache_t *tc = registry; tc; tc = tc->reg_next) {
+  for (size_t i = 0; i < registry_n; i++) {
+    ts_tcache_t *tc = registry[i].tc;
     if (atomic_load_explicit(&tc->in_op, memory_order_acquire)) {
       busy = true;
     } else {
@@ -320,15 +403,23 @@ size_t ts_tcache_held_bytes(const ts_tcache_t *tc) {
 }
 
 /* Fork: the purger may be in a sweep; the child keeps only its own cache. */
-void ts_tcache_prefork(void) { pthread_mutex_lock(&registry_lock); }
+/* (the parent prunes first: the child cannot tell its parent's threads
+ * apart, and reads every cache left on the table) */
+void ts_tcache_prefork(void) {
+  pthread_mutex_lock(&registry_lock);
+  registry_prune();
+}
 void ts_tcache_postfork_parent(void) { pthread_mutex_unlock(&registry_lock); }
 void ts_tcache_postfork_child(void) {
   pthread_mutex_init(&registry_lock, NULL);
   /* the other threads are gone, the blocks they allocated are not */
-  for (ts_tcache_t *tc = registry; tc; tc = tc->reg_next)
-    if (tc != &ts_tcache) stats_add(&ts_stats_orphan, &tc->stats);
-  registry = NULL;
-  if (ts_tcache.state == TS_TCACHE_ACTIVE) registry_add(&ts_tcache);
+  size_t kept = 0;
+  for (size_t i = 0; i < registry_n; i++) {
+    if (registry[i].tc != &ts_tcache) stats_add(&ts_stats_orphan, &registry[i].tc->stats);
+    else registry[kept++] = registry[i];
+  }
+  registry_n = kept;
+  if (kept) registry[0].tid = ts_tcache.tid = (int32_t)syscall(SYS_gettid);
 }
 
 void ts_tcache_teardown(ts_tcache_t *tc) {

@@ -498,7 +498,7 @@ typedef struct ts_tcache_s {
   _Atomic uint32_t in_op;    /* owner: inside a use of the cache */
   ts_tbin_t bins[TS_NCLASSES];
   uint64_t idle_sig;         /* purger: the cache's state at the last tick */
-  struct ts_tcache_s *reg_prev, *reg_next; /* every live cache, for the purger */
+  int32_t tid;               /* the owner's kernel thread id (its registry entry) */
   ts_arena_t *arena;         /* the arena this thread is bound to */
   uint64_t last_gc_ns;       /* last trim of unused bins */
   uint8_t used[TS_NCLASSES]; /* bin ran empty since the last trim */

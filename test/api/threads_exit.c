@@ -8,8 +8,10 @@
 #include "test.h"
 #include "tessera.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -400,6 +402,84 @@ TS_TEST(tsd_destructor_allocates) {
   check_counters();
 }
 
+/* ---- a thread's first allocation in the last round of destructors ----
+ * The library's key was created before this one, so in the last round its
+ * slot has been passed when this key's destructor makes the thread's
+ * cache: the cache's destructor never runs.  The next threads get the
+ * same stacks, so the same TLS address for their caches.  Before the
+ * registry kept (cache, thread) pairs, that TLS held its links, and
+ * ts_stats_get() looped for ever in the broken list. */
+
+static pthread_key_t late_key;
+static atomic_int late_allocs;
+
+static void late_dtor(void *v) {
+  uintptr_t round = (uintptr_t)v;
+  if (round < PTHREAD_DESTRUCTOR_ITERATIONS) {
+    pthread_setspecific(late_key, (void *)(round + 1)); /* no allocation: keys below 32 are in the thread */
+    return;
+  }
+  char *p = malloc(100);
+  if (!p) { atomic_fetch_add(&alloc_fail, 1); return; }
+  memset(p, 0x5A, 100);
+  free(p);
+  atomic_fetch_add(&late_allocs, 1);
+}
+
+static void *late_thread(void *arg) {
+  (void)arg;
+  pthread_setspecific(late_key, (void *)1);
+  return NULL;
+}
+
+static void *plain_thread(void *arg) {
+  uint64_t s = (uint64_t)(uintptr_t)arg | 1;
+  private_work(&s, 20);
+  return NULL;
+}
+
+static uint64_t threads_bound(void) {
+  ts_stats_t st;
+  int rc = ts_stats_get(&st);
+  expect_true(rc == 0, "ts_stats_get: %d", rc);
+  if (rc != 0) return 0;
+  uint64_t n = 0;
+  for (int a = 0; a < TS_STATS_ARENAS; a++) n += st.arenas[a].threads;
+  return n;
+}
+
+static void watchdog(int sig) {
+  (void)sig;
+  static const char msg[] = "threads_exit: hung after caches made in the last round of destructors\n";
+  ssize_t w = write(2, msg, sizeof msg - 1);
+  (void)w;
+  _exit(1);
+}
+
+TS_TEST(first_allocation_in_last_destructor_round) {
+  assert_eq(pthread_key_create(&late_key, late_dtor), 0);
+  atomic_store(&late_allocs, 0);
+  uint64_t before = threads_bound();
+  signal(SIGALRM, watchdog);
+  alarm(60);
+  for (int i = 0; i < 40; i++) {
+    pthread_t t;
+    assert_eq(pthread_create(&t, NULL, (i % 2) ? plain_thread : late_thread, (void *)(intptr_t)(i + 1)), 0);
+    pthread_join(t, NULL);
+    if (i % 8 == 7) (void)threads_bound(); /* walks the registry */
+  }
+  expect_eq(atomic_load(&late_allocs), 20);
+  /* the first walk drops the gone threads' entries and their bindings */
+  (void)threads_bound();
+  expect_eq(threads_bound(), before);
+  usleep(1200000); /* purger ticks walk the registry too */
+  expect_eq(threads_bound(), before);
+  alarm(0);
+  signal(SIGALRM, SIG_DFL);
+  pthread_key_delete(late_key);
+  check_counters();
+}
+
 /* ---- detached threads ---- */
 
 enum { NDET = 64 };
@@ -446,5 +526,6 @@ int main(void) {
   ts_run(churn_concurrent);
   ts_run(tsd_destructor_allocates);
   ts_run(detached_threads);
+  ts_run(first_allocation_in_last_destructor_round);
   return ts_test_done();
 }
