@@ -59,8 +59,11 @@
  * through to the slow path.  Never written. */
 const ts_tbin_t ts_tcache_trap[TS_NCLASSES];
 
+/* fast_bins starts at the trap too: a walker that puts bins_ptr back to
+ * fast_bins on a cache not yet set up (or on a new thread's TLS at a dead
+ * entry's address) stores the trap. */
 __thread ts_tcache_t ts_tcache __attribute__((tls_model("initial-exec"))) = {
-    .bins_ptr = (ts_tbin_t *)ts_tcache_trap};
+    .bins_ptr = (ts_tbin_t *)ts_tcache_trap, .fast_bins = (ts_tbin_t *)ts_tcache_trap};
 
 static ts_tbin_t *trap_bins(void) { return (ts_tbin_t *)ts_tcache_trap; }
 
@@ -142,7 +145,9 @@ static bool registry_add(ts_tcache_t *tc) {
     }
   if (registry_n == registry_cap) {
     size_t cap = registry_cap ? 2 * registry_cap : 256;
+    int saved = errno; /* a malloc that goes on without a cache succeeds */
     registry_entry_t *t = ts_os_map(cap * sizeof *t);
+    errno = saved;
     if (!t) {
       pthread_mutex_unlock(&registry_lock);
       return false;
@@ -237,11 +242,12 @@ void ts_tcache_setup(ts_tcache_t *tc) {
    * pthread_setspecific itself goes to the arena. */
   tc->state = TS_TCACHE_DEAD;
   tc->tid = (int32_t)syscall(SYS_gettid);
+  /* before registry_add: a purger sweep ends by storing fast_bins */
+  tc->fast_bins = ts_opt.stats_exact ? (ts_tbin_t *)ts_tcache_slow_trap : tc->bins;
   if (pthread_setspecific(ts_tcache_key, tc) != 0 || !registry_add(tc)) {
     ts_arena_release(tc->arena);
     return;
   }
-  tc->fast_bins = ts_opt.stats_exact ? (ts_tbin_t *)ts_tcache_slow_trap : tc->bins;
   atomic_store_explicit(&tc->bins_ptr, tc->fast_bins, memory_order_release);
   tc->state = TS_TCACHE_ACTIVE;
 }
@@ -416,7 +422,7 @@ void ts_tcache_postfork_child(void) {
   size_t kept = 0;
   for (size_t i = 0; i < registry_n; i++) {
     if (registry[i].tc != &ts_tcache) stats_add(&ts_stats_orphan, &registry[i].tc->stats);
-    else registry[kept++] = registry[i];
+    else if (ts_tcache.state == TS_TCACHE_ACTIVE) registry[kept++] = registry[i];
   }
   registry_n = kept;
   if (kept) registry[0].tid = ts_tcache.tid = (int32_t)syscall(SYS_gettid);

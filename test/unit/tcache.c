@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit test of tcache.c: bounded bins, refill and flush by halves, trim of
- * idle bins, flush at thread exit. */
+ * idle bins, flush at thread exit, the registry entry of a thread whose
+ * cache was made too late for its destructor. */
 #include "internal.h"
 #include "tessera.h"
 #include "test.h"
 
+#include <limits.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <time.h>
 
 #define CLS 3 /* 64-byte objects */
@@ -88,6 +91,55 @@ TS_TEST(thread_exit_flushes) {
   expect_eq(atomic_load(&((ts_arena_t *)arena)->xthreads), arena == ts_tcache.arena ? 1 : 0);
 }
 
+/* A key created after tessera's: in the last round of destructors its
+ * destructor makes the thread's first cache, whose own destructor then
+ * never runs. */
+static pthread_key_t late_key;
+
+static void late_dtor(void *v) {
+  uintptr_t round = (uintptr_t)v;
+  if (round < PTHREAD_DESTRUCTOR_ITERATIONS) {
+    pthread_setspecific(late_key, (void *)(round + 1));
+    return;
+  }
+  ts_free(ts_malloc(64));
+}
+
+static void *late_thread(void *arg) {
+  (void)arg;
+  pthread_setspecific(late_key, (void *)1);
+  return NULL;
+}
+
+static unsigned bound_threads(void) {
+  unsigned n = 0;
+  for (unsigned i = 0; i < ts_narenas; i++) n += atomic_load(&ts_arenas[i].xthreads);
+  return n;
+}
+
+TS_TEST(gone_thread_leaves_the_registry) {
+  assert_eq(pthread_key_create(&late_key, late_dtor), 0);
+  unsigned before = bound_threads();
+  uint64_t lost = ts_tcache_lost();
+  pthread_t t;
+  assert_eq(pthread_create(&t, NULL, late_thread, NULL), 0);
+  pthread_join(t, NULL);
+  /* the kernel may report the thread a moment after the join */
+  for (int i = 0; i < 1000 && ts_tcache_lost() == lost; i++) {
+    static ts_tstats_t sum;
+    static uint64_t cached[TS_NCLASSES];
+    uint64_t large, medium;
+    ts_tcache_sum_stats(&sum, cached, &large, &medium); /* a walk: prunes */
+    if (ts_tcache_lost() == lost) {
+      struct timespec ms = {0, 1000000};
+      nanosleep(&ms, NULL);
+    }
+  }
+  expect_eq(ts_tcache_lost(), lost + 1);
+  expect_eq(bound_threads(), before); /* its arena binding released */
+  pthread_key_delete(late_key);
+}
+
 int main(void) {
   ts_init_slow();
   ts_opt.background_thread = false; /* exact bin and arena states: no purger */
@@ -95,5 +147,6 @@ int main(void) {
   ts_run(refill_and_flush_by_halves);
   ts_run(idle_bins_are_trimmed);
   ts_run(thread_exit_flushes);
+  ts_run(gone_thread_leaves_the_registry);
   return ts_test_done();
 }
