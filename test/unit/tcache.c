@@ -13,6 +13,12 @@
 
 #define CLS 3 /* 64-byte objects */
 
+#if defined(__SANITIZE_THREAD__)
+#define TS_UNDER_TSAN 1
+#else
+#define TS_UNDER_TSAN 0
+#endif
+
 static size_t bin_free_objs(ts_arena_t *arena, unsigned cls) {
   size_t n = 0;
   ts_bin_t *bin = &arena->bins[cls];
@@ -118,6 +124,9 @@ static unsigned bound_threads(void) {
 }
 
 TS_TEST(gone_thread_leaves_the_registry) {
+  /* TSan's runtime ends its thread in an earlier round: instrumented code
+   * (an atomic store in ts_malloc) faults in the last one */
+  if (TS_UNDER_TSAN) ts_skip("allocation in the last round of destructors under TSan");
   assert_eq(pthread_key_create(&late_key, late_dtor), 0);
   unsigned before = bound_threads();
   uint64_t lost = ts_tcache_lost();
