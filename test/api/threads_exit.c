@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -474,6 +475,21 @@ TS_TEST(first_allocation_in_last_destructor_round) {
   expect_eq(threads_bound(), before);
   usleep(1200000); /* purger ticks walk the registry too */
   expect_eq(threads_bound(), before);
+  /* a fork right after a late thread: the parent prunes before it forks,
+   * the child keeps only its own cache and can walk its table */
+  pthread_t t;
+  assert_eq(pthread_create(&t, NULL, late_thread, NULL), 0);
+  pthread_join(t, NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0, "fork");
+  if (pid == 0) {
+    void *p = malloc(100);
+    free(p);
+    _exit(threads_bound() == 1 ? 0 : 3);
+  }
+  int status = 0;
+  assert_eq(waitpid(pid, &status, 0), pid);
+  expect_true(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
   alarm(0);
   signal(SIGALRM, SIG_DFL);
   pthread_key_delete(late_key);
