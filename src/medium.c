@@ -71,7 +71,6 @@ void ts_medium_init(ts_medium_t *m) {
   m->empty_slot = TS_MEDIUM_NONE;
   m->pages = 0;
   m->used_bytes = 0;
-  m->nblocks = 0;
 }
 
 /* ---- granule maps ---- */
@@ -286,7 +285,6 @@ static void region_take(ts_medium_t *m, ts_medium_region_t *r, unsigned g, unsig
   bits_assign(r->ends, g + k - 1, g + k, true);
   region_changed(m, r, g, k);
   r->nblocks++;
-  m->nblocks++;
   m->used_bytes += (uint64_t)k << TS_MEDIUM_GRANULE_SHIFT;
   unsigned first = g / TS_MEDIUM_PAGE_GRANULES, last = (g + k - 1) / TS_MEDIUM_PAGE_GRANULES;
   for (unsigned p = first; p <= last; p++) {
@@ -376,7 +374,6 @@ static void medium_put(ts_medium_t *m, ts_chunk_t *chunk, void *p, const char *f
   }
   region_release(m, r, g, k);
   r->nblocks--;
-  m->nblocks--;
   if (r->nblocks == 0 && m->empty_slot != TS_MEDIUM_NONE) {
     region_delete(m, chunk, head);
   } else if (r->nblocks == 0) {
@@ -418,7 +415,6 @@ bool ts_medium_resize(ts_chunk_t *chunk, void *p, size_t size) {
       bits_assign(r->ends, g + old - 1, g + old, false);
       region_take(m, r, g + old, k - old);
       r->nblocks--; /* region_take counted a block */
-      m->nblocks--;
       ok = true;
     }
   }

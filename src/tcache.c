@@ -33,7 +33,7 @@
  * arena; allocations made after that (by later TLS destructors) go straight
  * to the arena.
  *
- * The registry is a table of (cache, thread id) outside the caches, not a
+ * The registry is a table of (cache, thread id, arena) outside the caches, not a
  * list linked through them: a thread whose first allocation comes in the
  * last round of thread-specific-data destructors, after the round passed
  * this library's key, sets its key too late for the destructor to run, and
@@ -130,19 +130,26 @@ static void registry_prune(void) {
   }
 }
 
+/* The index of tc's entry, or registry_n; registry_lock held. */
+static size_t registry_find(const ts_tcache_t *tc) {
+  size_t i = 0;
+  while (i < registry_n && registry[i].tc != tc) i++;
+  return i;
+}
+
 /* Enters tc; false when the table cannot grow (then the thread has no
  * cache). */
 static bool registry_add(ts_tcache_t *tc) {
   pthread_mutex_lock(&registry_lock);
-  for (size_t i = 0; i < registry_n; i++)
-    if (registry[i].tc == tc) { /* the TLS of a thread gone without its destructor */
-      ts_arena_release(registry[i].arena);
-      registry[i].arena = tc->arena;
-      registry[i].tid = tc->tid;
-      lost_caches++;
-      pthread_mutex_unlock(&registry_lock);
-      return true;
-    }
+  size_t i = registry_find(tc);
+  if (i < registry_n) { /* the TLS of a thread gone without its destructor */
+    ts_arena_release(registry[i].arena);
+    registry[i].arena = tc->arena;
+    registry[i].tid = tc->tid;
+    lost_caches++;
+    pthread_mutex_unlock(&registry_lock);
+    return true;
+  }
   if (registry_n == registry_cap) {
     size_t cap = registry_cap ? 2 * registry_cap : 256;
     int saved = errno; /* a malloc that goes on without a cache succeeds */
@@ -199,11 +206,8 @@ void ts_tcache_sum_stats(ts_tstats_t *sum, uint64_t *cached, uint64_t *cached_la
 static void registry_remove(ts_tcache_t *tc) {
   pthread_mutex_lock(&registry_lock);
   stats_add(&ts_stats_orphan, &tc->stats);
-  for (size_t i = 0; i < registry_n; i++)
-    if (registry[i].tc == tc) {
-      registry[i] = registry[--registry_n];
-      break;
-    }
+  size_t i = registry_find(tc);
+  if (i < registry_n) registry[i] = registry[--registry_n];
   pthread_mutex_unlock(&registry_lock);
 }
 

