@@ -107,15 +107,69 @@ static ts_span_t *bin_new_slab(ts_arena_t *arena, ts_bin_t *bin, unsigned cls, t
   return s;
 }
 
-unsigned ts_bin_fill(ts_arena_t *arena, unsigned cls, void **out, unsigned want) {
+/* Lone free slots first (slab.c: ts_slab_take_lone), from the fullest
+ * slabs, while the bin has holes and objects of other classes may be
+ * placed in them (mixed.c): a slot with no free neighbour fits only an
+ * object of its own class, so a refill that takes those first leaves the
+ * runs of free slots to placed objects, which would otherwise take new
+ * slabs.  A search looks at up to TS_BIN_LONE_SCAN slabs; one that finds
+ * none makes the next fills skip it, 1, 2, 4, ... up to
+ * TS_BIN_LONE_BACKOFF_MAX fills (docs/ARCHITECTURE.md, Mixed slabs). */
+#define TS_BIN_LONE_SCAN 1024
+#define TS_BIN_LONE_BACKOFF_MAX 64
+/* "Holes" in one bin: more than 1/8 of its slots free, and 1 MiB. */
+#define TS_BIN_LONE_SHIFT 3
+#define TS_BIN_LONE_MIN ((uint64_t)1 << 20)
+
+static bool bin_has_holes(const ts_bin_t *bin, unsigned cls) {
+  uint64_t free_objs = TS_SW_LOAD(bin->free_objs);
+  return free_objs > TS_SW_LOAD(bin->objects) >> TS_BIN_LONE_SHIFT &&
+         free_objs * ts_class_size[cls] > TS_BIN_LONE_MIN;
+}
+
+static unsigned bin_fill_lone(ts_bin_t *bin, void **out, unsigned want) {
+  if (bin->lone_skip) {
+    bin->lone_skip--;
+    return 0;
+  }
+  unsigned n = 0, seen = 0;
+  for (int l = TS_BIN_LISTS - 1; l >= 0 && n < want && seen < TS_BIN_LONE_SCAN; l--) {
+    for (ts_span_t *s = bin->lists[l], *next; s && n < want && seen < TS_BIN_LONE_SCAN; s = next, seen++) {
+      next = s->next; /* relisting s does not move next */
+      unsigned purged = (unsigned)__builtin_popcount(s->purged_pages);
+      unsigned got = ts_slab_take_lone(ts_chunk_of(s), s, out + n, want - n);
+      if (!got) continue;
+      n += got;
+      TS_SW_ADD(bin->free_objs, (uint64_t)0 - got);
+      TS_SW_ADD(bin->pages, (uint64_t)purged - (unsigned)__builtin_popcount(s->purged_pages));
+      bin_relist(bin, s);
+    }
+  }
+  if (n) {
+    bin->lone_backoff = 0;
+  } else {
+    bin->lone_skip = bin->lone_backoff;
+    bin->lone_backoff = (uint8_t)(bin->lone_backoff ? (bin->lone_backoff * 2 > TS_BIN_LONE_BACKOFF_MAX
+                                                           ? TS_BIN_LONE_BACKOFF_MAX
+                                                           : bin->lone_backoff * 2)
+                                                    : 1);
+  }
+  return n;
+}
+
+/* Objects of class cls: from its slabs, and with `mixed`, from lone
+ * slots first and from other classes' slabs before a new slab. */
+static unsigned bin_fill(ts_arena_t *arena, unsigned cls, void **out, unsigned want, bool mixed) {
   ts_bin_t *bin = &arena->bins[cls];
   unsigned n = 0;
+  mixed = mixed && ts_class_size[cls] <= TS_MIXED_MAX_SIZE && ts_mixed_on();
   pthread_mutex_lock(&bin->lock);
+  if (mixed && bin_has_holes(bin, cls)) n = bin_fill_lone(bin, out, want);
   while (n < want) {
     ts_chunk_t *chunk;
     ts_span_t *s = bin_pick(bin, &chunk);
     if (!s) {
-      if (ts_class_size[cls] <= TS_MIXED_MAX_SIZE && ts_mixed_on() && ts_mixed_holes(arena)) {
+      if (mixed && ts_mixed_holes(arena)) {
         unsigned got = ts_mixed_fill(arena, cls, out + n, want - n);
         n += got;
         if (got) break; /* part of a batch: the next fill looks again */
@@ -131,6 +185,14 @@ unsigned ts_bin_fill(ts_arena_t *arena, unsigned cls, void **out, unsigned want)
   }
   pthread_mutex_unlock(&bin->lock);
   return n;
+}
+
+unsigned ts_bin_fill(ts_arena_t *arena, unsigned cls, void **out, unsigned want) {
+  return bin_fill(arena, cls, out, want, true);
+}
+
+unsigned ts_bin_fill_own(ts_arena_t *arena, unsigned cls, void **out, unsigned want) {
+  return bin_fill(arena, cls, out, want, false);
 }
 
 /* ---- Meshing (mesh.c has the page primitives) ---- */

@@ -151,6 +151,7 @@ bool ts_run_grow(ts_arena_t *arena, ts_chunk_t *chunk, unsigned head, unsigned o
 /* ---- slab.c: objects of one class inside a run ---- */
 bool ts_slab_init(ts_chunk_t *chunk, unsigned head, unsigned cls); /* false: out of memory */
 unsigned ts_slab_take(ts_chunk_t *chunk, ts_span_t *slab, void **out, unsigned want);
+unsigned ts_slab_take_lone(ts_chunk_t *chunk, ts_span_t *slab, void **out, unsigned want);
 /* Returns the object's index, or -1 (interior/invalid pointer), -2 (double free). */
 int ts_slab_put(ts_chunk_t *chunk, ts_span_t *slab, void *p);
 size_t ts_slab_purge_free_pages(ts_chunk_t *chunk, ts_span_t *slab, bool aged_only); /* bin lock held */
@@ -233,6 +234,7 @@ void ts_bin_put(ts_bin_t *bin, ts_chunk_t *chunk, void *p);
 /* With the bin's lock: after objects left or joined slab s. */
 void ts_bin_settle(ts_bin_t *bin, ts_chunk_t *chunk, ts_span_t *s);
 unsigned ts_bin_fill(ts_arena_t *arena, unsigned cls, void **out, unsigned want);
+unsigned ts_bin_fill_own(ts_arena_t *arena, unsigned cls, void **out, unsigned want); /* its own slots only */
 void ts_bin_flush(unsigned cls, void **ptrs, unsigned n);
 unsigned ts_bin_list_of(unsigned nfree, unsigned nobjs);
 size_t ts_bin_mesh(ts_arena_t *arena, unsigned cls);      /* purger: meshes sparse 1-page slabs */

@@ -9,9 +9,12 @@
  * arena's slabs have holes (free bytes in resident slab pages above 1/16
  * of them and 4 MiB, ts_mixed_holes).  Then objects of up to
  * TS_MIXED_MAX_SIZE go into runs of free granules (16 bytes) of other
- * bins' slabs of classes up to that size, aligned as their class's own
- * slots would be.  While a heap only grows it has no holes, and classes
- * keep to their own slabs.
+ * bins' slabs of classes up to that size, at any granule: an aligned
+ * request that would get such an object gets one of its class's own
+ * slots instead (alloc.c, alloc_class_aligned).  While a heap only grows
+ * it has no holes, and classes keep to their own slabs.  A bin with holes
+ * refills from its lone free slots first (bin.c), which leaves runs of
+ * free slots here.
  *
  * A slab that hosts such "foreign" objects has granule maps (types.h:
  * ts_mixed_s: a record in chunk->mixed[head], kept until the slab's run is
@@ -265,13 +268,10 @@ static unsigned slab_place(ts_arena_t *arena, ts_bin_t *bin, ts_chunk_t *chunk, 
   else memset(&x, 0, sizeof x);
   slab_avail(s, m ? &x : NULL, avail);
   unsigned kf = granules_of(cls), ks = granules_of(s->cls);
-  unsigned align = kf & -kf; /* as the class's own slots: base + i * size */
-  if (align > TS_PAGE_GRANULES) align = TS_PAGE_GRANULES;
   unsigned nbits = s->npages * (unsigned)TS_PAGE_GRANULES, n = 0, g = 0;
   char *base = ts_slab_base(chunk, s);
   while (n < want) {
     g = ts_bits_next(avail, g, nbits, true);
-    g = (g + align - 1) & ~(align - 1);
     if (g + kf > nbits) break;
     unsigned gap = ts_bits_next(avail, g, nbits, false);
     if (gap < g + kf) {

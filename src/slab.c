@@ -40,19 +40,21 @@ bool ts_slab_init(ts_chunk_t *chunk, unsigned head, unsigned cls) {
   return true;
 }
 
-/* Takes up to want free objects, lowest first, into out; returns how many. */
-unsigned ts_slab_take(ts_chunk_t *chunk, ts_span_t *slab, void **out, unsigned want) {
+/* Takes up to want of the free objects whose bits are set in pick (a
+ * subset of the freemap), lowest first, into out; returns how many. */
+static unsigned slab_take_from(ts_chunk_t *chunk, ts_span_t *slab, const uint64_t *pick, void **out, unsigned want) {
   char *base = ts_slab_base(chunk, slab);
   size_t size = ts_class_size[slab->cls];
   unsigned n = 0;
   for (unsigned w = 0; w < TS_SLAB_MAP_WORDS && n < want; w++) {
-    uint64_t bits = slab->freemap[w];
+    uint64_t bits = pick[w], taken = 0;
     while (bits && n < want) {
       unsigned i = w * 64 + (unsigned)__builtin_ctzll(bits);
+      taken |= bits & -bits;
       bits &= bits - 1;
       out[n++] = base + i * size;
     }
-    slab->freemap[w] = bits;
+    slab->freemap[w] &= ~taken;
   }
   slab->nfree = (uint16_t)(slab->nfree - n);
   if ((slab->purged_pages | slab->aged_pages) && n) {
@@ -66,6 +68,26 @@ unsigned ts_slab_take(ts_chunk_t *chunk, ts_span_t *slab, void **out, unsigned w
     }
   }
   return n;
+}
+
+/* Takes up to want free objects, lowest first, into out; returns how many. */
+unsigned ts_slab_take(ts_chunk_t *chunk, ts_span_t *slab, void **out, unsigned want) {
+  return slab_take_from(chunk, slab, slab->freemap, out, want);
+}
+
+/* Takes up to want of the slab's lone free objects: those whose
+ * neighbours on both sides are in use (or covered, or past the slab's
+ * ends).  A placed object of another class needs a run of free slots
+ * (mixed.c), so these are the free slots only the class itself can use. */
+unsigned ts_slab_take_lone(ts_chunk_t *chunk, ts_span_t *slab, void **out, unsigned want) {
+  uint64_t lone[TS_SLAB_MAP_WORDS];
+  for (unsigned w = 0; w < TS_SLAB_MAP_WORDS; w++) {
+    uint64_t f = slab->freemap[w];
+    uint64_t below = (f << 1) | (w ? slab->freemap[w - 1] >> 63 : 0);
+    uint64_t above = (f >> 1) | (w + 1 < TS_SLAB_MAP_WORDS ? slab->freemap[w + 1] << 63 : 0);
+    lone[w] = f & ~below & ~above;
+  }
+  return slab_take_from(chunk, slab, lone, out, want);
 }
 
 /* Purges the pages of a multi-page slab on which every object is free;

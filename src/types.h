@@ -394,6 +394,8 @@ typedef struct ts_bin_s {
   ts_span_t *spare;               /* one empty slab kept to avoid thrash */
   uint8_t room;                   /* mixed.c: no slab on the lists has a run of free granules this
                                      long or longer; TS_ROOM_UNKNOWN since one gained free space */
+  uint8_t lone_skip;              /* bin.c: fills left that skip the search for lone slots */
+  uint8_t lone_backoff;           /* bin.c: what lone_skip is set to when a search finds none */
   /* for the ledger (stats.c), over the slabs this bin owns: */
   uint64_t slabs;
   uint64_t objects;               /* their object slots */

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit test of mixed.c: once an arena's slabs have holes, objects of one
- * class go into the free space of another class's slabs; their contents,
- * sizes and alignment are those of their own class; freeing them (through
+ * class go into the free space of another class's slabs; their contents
+ * and sizes are those of their own class, aligned requests still get
+ * aligned blocks; a bin with holes refills from its lone slots first;
+ * freeing them (through
  * the free path, a thread cache's flush or another thread) gives the space
  * back and the slabs their own page codes; misuse is reported; the option
  * turns it off; and the ledger counts them once. */
@@ -120,7 +122,7 @@ TS_TEST(larger_objects_fill_the_holes_of_smaller_classes) {
   expect_true(after.classes[c1024].foreign >= placed); /* and any its thread cache holds */
   for (unsigned i = 0; i < 4000; i++) {
     expect_eq(ts_malloc_usable_size(obj[i]), 1024);
-    expect_ptr_aligned(obj[i], 1024); /* as in its own slabs: base + i * 1024 */
+    expect_ptr_aligned(obj[i], 16); /* at granules, not at 1024 as in its own slabs */
   }
   release(1000, 4000);
   free_holes(512);
@@ -158,6 +160,149 @@ TS_TEST(aligned_requests_stay_aligned) {
     expect_true(ts_test_check(obj[i], al[i % 5]));
     ts_free(obj[i]);
   }
+  free_holes(768);
+  expect_no_foreign();
+}
+
+/* A bin whose slabs have holes refills from its lone free slots (no free
+ * neighbour) first, leaving runs of free slots to placed objects. */
+TS_TEST(a_bin_with_holes_refills_from_lone_slots_first) {
+  enum { N = 4096, SIZE = 512 }; /* 1-page slabs of 8 slots: 2 MiB */
+  static void *b[N];
+  static char freed[N];
+  for (unsigned i = 0; i < N; i++) {
+    b[i] = ts_malloc(SIZE);
+    assert_true(b[i] != NULL);
+    ts_test_fill(b[i], SIZE);
+  }
+  /* free 3 of every 5: one alone, then two side by side */
+  for (unsigned i = 0; i < N; i++) {
+    freed[i] = i % 5 == 0 || i % 5 == 2 || i % 5 == 3;
+    if (freed[i]) ts_free(b[i]);
+  }
+  ts_purge(); /* the frees reach the slabs */
+  /* which freed blocks are lone, by address: a neighbour in the same page
+   * that is free makes a run */
+  unsigned nlone = 0;
+  for (unsigned i = 0; i < N; i++) {
+    if (!freed[i]) continue;
+    bool lone = true;
+    for (unsigned j = 0; j < N && lone; j++) {
+      if (j == i || !freed[j]) continue;
+      uintptr_t p = (uintptr_t)b[i], q = (uintptr_t)b[j];
+      if ((p >> TS_PAGE_SHIFT) == (q >> TS_PAGE_SHIFT) && (q + SIZE == p || p + SIZE == q)) lone = false;
+    }
+    freed[i] = lone ? 2 : 1;
+    nlone += lone;
+  }
+  assert_true(nlone > 8, "%u lone slots", nlone);
+  void *got[8];
+  for (unsigned k = 0; k < 8; k++) {
+    got[k] = ts_malloc(SIZE);
+    bool was_lone = false;
+    for (unsigned i = 0; i < N && !was_lone; i++) was_lone = freed[i] == 2 && b[i] == got[k];
+    expect_true(was_lone, "allocation %u (%p) is not one of the %u lone slots", k, got[k], nlone);
+    ts_test_fill(got[k], SIZE);
+  }
+  for (unsigned k = 0; k < 8; k++) {
+    expect_true(ts_test_check(got[k], SIZE));
+    ts_free(got[k]);
+  }
+  for (unsigned i = 0; i < N; i++)
+    if (!freed[i]) {
+      expect_true(ts_test_check(b[i], SIZE));
+      ts_free(b[i]);
+    }
+  expect_no_foreign();
+}
+
+/* A search for lone slots that finds none makes the next fills skip it
+ * (1, 2, 4, ... fills), and one that finds some ends that. */
+TS_TEST(a_search_for_lone_slots_that_finds_none_backs_off) {
+  enum { N = 8192, SIZE = 512 }; /* 4 MiB: 1-page slabs of 8 slots */
+  static void *b[N];
+  for (unsigned i = 0; i < N; i++) assert_true((b[i] = ts_malloc(SIZE)) != NULL);
+  unsigned cls = ts_size_to_class(SIZE);
+  for (unsigned i = 0; i < N; i++) /* slots 1-2 and 5-6 of every page: pairs only */
+    if (((uintptr_t)b[i] & TS_PAGE_MASK) / SIZE % 4 == 1 || ((uintptr_t)b[i] & TS_PAGE_MASK) / SIZE % 4 == 2) {
+      ts_free(b[i]);
+      b[i] = NULL;
+    }
+  ts_purge();
+  ts_arena_t *arena = ts_thread_arena();
+  ts_bin_t *bin = &arena->bins[cls];
+  pthread_mutex_lock(&bin->lock);
+  bin->lone_skip = bin->lone_backoff = 0;
+  pthread_mutex_unlock(&bin->lock);
+  void *p, *q;
+  expect_eq(ts_bin_fill(arena, cls, &p, 1), 1); /* no lone slot: a plain take, the first of a pair */
+  expect_eq(bin->lone_backoff, 1);
+  expect_eq(bin->lone_skip, 0);
+  expect_eq(ts_bin_fill(arena, cls, &q, 1), 1); /* its partner is lone now */
+  expect_true((char *)q == (char *)p + SIZE, "%p after %p", q, p);
+  expect_eq(bin->lone_backoff, 0);
+  /* take pairs two at a time, which leaves no lone slot: the searches
+   * find nothing and back off, 1, 2, 4, ..., and skipped fills count down */
+  static void *taken[N];
+  unsigned nt = 0, max_backoff = 0, skipped = 0;
+  taken[nt++] = p;
+  taken[nt++] = q;
+  for (unsigned k = 0; k < 200; k++) {
+    unsigned before = bin->lone_skip;
+    expect_eq(ts_bin_fill(arena, cls, &taken[nt], 2), 2);
+    expect_true((char *)taken[nt + 1] == (char *)taken[nt] + SIZE, "a pair: %p %p", taken[nt], taken[nt + 1]);
+    nt += 2;
+    if (before) {
+      skipped++;
+      expect_eq(bin->lone_skip, before - 1);
+    }
+    if (bin->lone_backoff > max_backoff) max_backoff = bin->lone_backoff;
+  }
+  expect_eq(max_backoff, 64);
+  expect_true(skipped > 150, "%u of 200 fills skipped the search", skipped);
+  for (unsigned i = 0; i < nt; i++) ts_free(taken[i]);
+  for (unsigned i = 0; i < N; i++)
+    if (b[i]) ts_free(b[i]);
+  ts_purge();
+}
+
+/* Placed objects sit at 16 bytes: an aligned request that the thread
+ * cache would answer with one gets a slot of the class's own instead. */
+TS_TEST(aligned_requests_skip_placed_objects) {
+  make_holes(768, 24 << 20); /* runs of 1536 bytes: every other one off 1024 */
+  unsigned placed = allocate(1000, 4000);
+  assert_true(placed > 3000, "only %u placed", placed);
+  unsigned misaligned = 0;
+  for (unsigned i = 0; i < 4000; i++) misaligned += ((uintptr_t)obj[i] & 1023) != 0;
+  expect_true(misaligned > 0, "no placed object off 1024 bytes: the test shows nothing");
+  /* give back the placed ones off 1024 (into this thread's cache, which
+   * hands them out first), then ask for aligned blocks of the same class */
+  static void *al[4000];
+  unsigned nal = 0;
+  for (unsigned i = 0; i < 4000; i++)
+    if (home_class(obj[i]) != ts_size_to_class(1000) && ((uintptr_t)obj[i] & 1023)) {
+      expect_true(ts_test_check(obj[i], 1000));
+      ts_free(obj[i]);
+      obj[i] = NULL;
+      nal++;
+    }
+  expect_true(nal > 0);
+  for (unsigned i = 0; i < nal; i++) {
+    al[i] = ts_aligned_alloc(1024, 1000);
+    assert_true(al[i] != NULL);
+    expect_ptr_aligned(al[i], 1024);
+    ts_test_fill(al[i], 1000);
+  }
+  for (unsigned i = 0; i < nal; i++) {
+    expect_true(ts_test_check(al[i], 1000));
+    ts_free(al[i]);
+  }
+  for (unsigned i = 0; i < 4000; i++)
+    if (obj[i]) {
+      expect_true(ts_test_check(obj[i], 1000));
+      ts_free(obj[i]);
+    }
+  ts_purge();
   free_holes(768);
   expect_no_foreign();
 }
@@ -416,9 +561,12 @@ int main(void) {
     printf("  skip: mixed slabs are off (TESSERA_CONF)\n");
     return 77;
   }
+  ts_run(a_bin_with_holes_refills_from_lone_slots_first);
+  ts_run(a_search_for_lone_slots_that_finds_none_backs_off);
   ts_run(larger_objects_fill_the_holes_of_smaller_classes);
   ts_run(small_objects_fill_the_holes_of_larger_classes);
   ts_run(aligned_requests_stay_aligned);
+  ts_run(aligned_requests_skip_placed_objects);
   ts_run(realloc_keeps_or_moves_placed_objects);
   ts_run(flushes_and_other_threads_give_placed_objects_back);
   ts_run(threads_churn_with_content_checks);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit test of slab.c: take and put, bookkeeping, double free and
- * interior pointers detected. */
+ * interior pointers detected, lone free slots taken alone. */
 #include "internal.h"
 #include "test.h"
 
@@ -36,6 +36,44 @@ TS_TEST(take_put_bookkeeping) {
     expect_true(again == objs[0]);
     ts_arena_run_free(chunk, head);
   }
+}
+
+/* ts_slab_take_lone takes the free slots whose neighbours are both in use
+ * (the slab's ends count as in use), across map words, and nothing else. */
+TS_TEST(lone_slots_are_taken_alone) {
+  unsigned cls = ts_size_to_class_compute(16); /* 256 objects: four map words */
+  ts_span_t *s;
+  void *base = ts_arena_run_alloc(&ts_arenas[0], ts_class_slab_pages[cls], 1, &s);
+  assert_true(base != NULL);
+  ts_chunk_t *chunk = ts_chunk_of(base);
+  ts_slab_init(chunk, (unsigned)(s - chunk->spans), cls);
+  unsigned nobjs = s->nobjs;
+  assert_true(nobjs == 256, "class %u has %u objects", cls, nobjs);
+  static void *objs[TS_SLAB_MAX_OBJS];
+  expect_eq(ts_slab_take(chunk, s, objs, nobjs), nobjs);
+  /* free: 0 (an end), 5, 7-8 (a pair), 63 and 64 apart (word edge: 63
+   * alone, 64 too), 127-128 (a pair across words), 200, 255 (an end) */
+  static const unsigned freed[] = {0, 5, 7, 8, 63, 65, 127, 128, 200, 255};
+  static const unsigned lone[] = {0, 5, 63, 65, 200, 255};
+  for (unsigned k = 0; k < sizeof freed / sizeof *freed; k++) expect_eq(ts_slab_put(chunk, s, objs[freed[k]]), (int)freed[k]);
+  void *got[16];
+  unsigned n = ts_slab_take_lone(chunk, s, got, 16);
+  expect_eq(n, sizeof lone / sizeof *lone);
+  for (unsigned k = 0; k < n; k++) expect_true(got[k] == objs[lone[k]], "lone take %u: %p", k, got[k]);
+  expect_eq(s->nfree, 4);
+  expect_eq(ts_slab_take_lone(chunk, s, got, 16), 0); /* the pairs stay */
+  /* want is honoured */
+  expect_eq(ts_slab_put(chunk, s, objs[100]), 100);
+  expect_eq(ts_slab_put(chunk, s, objs[102]), 102);
+  expect_eq(ts_slab_take_lone(chunk, s, got, 1), 1);
+  expect_true(got[0] == objs[100]);
+  expect_eq(s->nfree, 5);
+  /* what is left comes out with a plain take, lowest first */
+  expect_eq(ts_slab_take(chunk, s, got, 16), 5);
+  expect_true(got[0] == objs[7] && got[1] == objs[8] && got[2] == objs[102] && got[3] == objs[127] &&
+              got[4] == objs[128]);
+  expect_eq(s->nfree, 0);
+  ts_arena_run_free(chunk, (unsigned)(s - chunk->spans));
 }
 
 /* Pages of a multi-page slab on which every object is free are purged;
@@ -122,6 +160,7 @@ int main(void) {
   ts_init_slow();
   ts_opt.background_thread = false; /* exact bin and arena states: no purger */
   ts_run(take_put_bookkeeping);
+  ts_run(lone_slots_are_taken_alone);
   ts_run(free_pages_inside_a_slab_are_purged);
   ts_run(free_pages_inside_a_slab_age_before_a_tick_purges_them);
   return ts_test_done();
