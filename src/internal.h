@@ -178,8 +178,7 @@ unsigned ts_mixed_class_nolock(ts_chunk_t *chunk, const void *p);
 void ts_mixed_forget(ts_chunk_t *chunk, unsigned head);
 /* Whether slab s hosts objects of other classes now. */
 TS_INLINE bool ts_mixed_hosts(ts_chunk_t *chunk, const ts_span_t *s) {
-  const ts_mixed_t *m = chunk->mixed[s - chunk->spans];
-  return m && m->nforeign;
+  return ts_chunk_code(chunk, (unsigned)(s - chunk->spans)) == TS_PAGE_MIXED;
 }
 unsigned ts_mixed_class_of(ts_chunk_t *chunk, const void *p, const char *fn);
 /* With the slab's bin lock: p is a foreign object of slab s; gives it back. */

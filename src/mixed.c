@@ -208,7 +208,7 @@ static ts_mixed_t *slab_maps(ts_chunk_t *chunk, ts_span_t *s) {
     for (unsigned pg = 1; pg < s->npages; pg++) memset(page_words(chunk, s, m, pg), 0, 8 * sizeof(uint64_t));
     __atomic_store_n(&chunk->mixed[head], m, __ATOMIC_RELEASE);
   }
-  if (!m->nforeign)
+  if (ts_chunk_code(chunk, head) != TS_PAGE_MIXED)
     for (unsigned p = head; p < head + s->npages; p++) ts_chunk_set_code(chunk, p, TS_PAGE_MIXED);
   return m;
 }
@@ -304,7 +304,6 @@ static unsigned slab_place(ts_arena_t *arena, ts_bin_t *bin, ts_chunk_t *chunk, 
   if (n < want && kf < s->room) s->room = (uint8_t)kf; /* skipped by the next fills of kf or more */
   if (n) {
     maps_store(chunk, s, m, &x);
-    m->nforeign += n;
     TS_SW_ADD(bin->hosted, (uint64_t)n * ts_class_size[cls]);
     atomic_fetch_add_explicit(&arena->foreign_objs[cls], n, memory_order_relaxed);
     ts_bin_settle(bin, chunk, s);
@@ -380,7 +379,7 @@ void ts_mixed_put(ts_bin_t *bin, ts_chunk_t *chunk, ts_span_t *s, void *p, const
   TS_SW_ADD(bin->hosted, (uint64_t)0 - ts_class_size[cls]);
   s->room = TS_ROOM_UNKNOWN;
   TS_SW_SET(bin->room, TS_ROOM_UNKNOWN);
-  if (--m->nforeign == 0) slab_maps_idle(chunk, s);
+  if (!map_any(chunk, s, m, MAP_ENDS, 0, s->npages * (unsigned)TS_PAGE_GRANULES)) slab_maps_idle(chunk, s);
   ts_bin_settle(bin, chunk, s);
 }
 

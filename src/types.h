@@ -220,7 +220,10 @@ struct ts_chunk_s {
 /* The granule maps of a mixed slab, guarded by its bin's lock:
  *   used:  bit g set <=> granule g belongs to a foreign object;
  *   ends:  bit g set <=> a foreign object's last granule is g;
- *   nforeign == the number of foreign objects (set bits of ends) > 0.
+ *   the slab's pages have the code TS_PAGE_MIXED <=> some bit of ends is
+ *   set (it hosts an object), else their class.  The record is the head
+ *   page's maps alone, 64 bytes: a metadata piece of 64, not 80 (the count
+ *   of hosted objects it once kept is the maps' and the code's).
  * Each page's maps are 8 words (used, then ends, 4 words each): the head
  * page's in page0 here, page i's in the span of page head + i, which a
  * slab's later pages leave unused (mixed.c, ts_mixed_maps).
@@ -229,10 +232,9 @@ struct ts_chunk_s {
  * (bit clear, some used granule in it): covered slots are counted in the
  * bin's `covered`, not in nfree. */
 typedef struct ts_mixed_s {
-  uint32_t nforeign;
-  uint32_t pad_;
   uint64_t page0[8];
 } ts_mixed_t;
+_Static_assert(sizeof(ts_mixed_t) == 64, "a mixed record is one 64-byte metadata piece");
 _Static_assert(sizeof(ts_span_t) == 8 * sizeof(uint64_t), "a page's granule maps fill one span");
 
 enum ts_purge_which_e {

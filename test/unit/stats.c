@@ -117,7 +117,8 @@ static void count_mixed(ts_chunk_t *c, const ts_span_t *s, const ts_mixed_t *m, 
     nforeign++;
     g = e + 1;
   }
-  expect_eq(nforeign, m->nforeign);
+  expect_true(nforeign > 0, "a slab whose pages are mixed hosts an object");
+  (void)m;
 }
 
 /* A medium region's record against its maps: its blocks' bytes into
@@ -207,10 +208,17 @@ static void check_bins_against_slabs(void) {
           p += TS_MEDIUM_REGION_PAGES;
         } else {
           const ts_mixed_t *m = c->mixed[p];
-          expect_true(s->is_slab && (m && m->nforeign ? codes[p] == TS_PAGE_MIXED : codes[p] < TS_NCLASSES),
+          expect_true(s->is_slab && (codes[p] == TS_PAGE_MIXED ? m != NULL : codes[p] < TS_NCLASSES),
                       "page %u of chunk %p: code %u", p, (void *)c, codes[p]);
           unsigned k = s->cls;
-          if (m && m->nforeign) count_mixed(c, s, m, &covered[k], &hosted[k], foreign);
+          if (codes[p] == TS_PAGE_MIXED) {
+            count_mixed(c, s, m, &covered[k], &hosted[k], foreign);
+          } else if (m) { /* a record kept after its last placed object left: empty maps */
+            static uint64_t used[TS_MIXED_WORDS(TS_SLAB_MAX_PAGES)], ends[TS_MIXED_WORDS(TS_SLAB_MAX_PAGES)];
+            ts_mixed_maps(c, s, used, ends);
+            for (unsigned w = 0; w < TS_MIXED_WORDS(s->npages); w++)
+              expect_true(used[w] == 0 && ends[w] == 0, "slab at page %u is not mixed but its maps hold objects", p);
+          }
           slabs[k]++;
           objects[k] += s->nobjs;
           free_objs[k] += s->nfree;
