@@ -113,10 +113,14 @@ static ts_span_t *bin_new_slab(ts_arena_t *arena, ts_bin_t *bin, unsigned cls, t
  * object of its own class, so a refill that takes those first leaves the
  * runs of free slots to placed objects, which would otherwise take new
  * slabs.  A search looks at up to TS_BIN_LONE_SCAN slabs; one that finds
- * none makes the next fills skip it, 1, 2, 4, ... up to
- * TS_BIN_LONE_BACKOFF_MAX fills (docs/ARCHITECTURE.md, Mixed slabs). */
+ * none (or fewer than one per TS_BIN_LONE_YIELD slabs) makes the next
+ * fills skip it, 1, 2, 4, ... up to TS_BIN_LONE_BACKOFF_MAX fills
+ * (docs/ARCHITECTURE.md, Mixed slabs). */
 #define TS_BIN_LONE_SCAN 1024
 #define TS_BIN_LONE_BACKOFF_MAX 64
+/* A search that looked at more than this many slabs per lone slot found
+ * backs off as one that found none. */
+#define TS_BIN_LONE_YIELD 32
 /* "Holes" in one bin: more than 1/8 of its slots free, and 1 MiB. */
 #define TS_BIN_LONE_SHIFT 3
 #define TS_BIN_LONE_MIN ((uint64_t)1 << 20)
@@ -145,9 +149,9 @@ static unsigned bin_fill_lone(ts_bin_t *bin, void **out, unsigned want) {
       bin_relist(bin, s);
     }
   }
-  if (n) {
+  if (n && seen <= TS_BIN_LONE_YIELD * n) {
     bin->lone_backoff = 0;
-  } else {
+  } else { /* none, or so few that the search cost more than it saved */
     bin->lone_skip = bin->lone_backoff;
     bin->lone_backoff = (uint8_t)(bin->lone_backoff ? (bin->lone_backoff * 2 > TS_BIN_LONE_BACKOFF_MAX
                                                            ? TS_BIN_LONE_BACKOFF_MAX

@@ -340,7 +340,8 @@ void ts_tcache_gc(ts_tcache_t *tc) {
 }
 
 /* Refills an empty bin and returns one object of it, or NULL.  Objects are
- * linked in the order the slab gave them, lowest address first. */
+ * linked in the order the bin gave them (bin.c: lone slots first while its
+ * slabs have holes, then each slab's lowest address first). */
 void *ts_tcache_refill(ts_tcache_t *tc, unsigned cls) {
   ts_tbin_t *b = &tc->bins[cls];
   void *batch[TS_TCACHE_MAX_SLOTS];

@@ -266,6 +266,45 @@ TS_TEST(a_search_for_lone_slots_that_finds_none_backs_off) {
   ts_purge();
 }
 
+/* A search that finds a lone slot only after looking at many slabs backs
+ * off as one that finds none (TS_BIN_LONE_YIELD). */
+TS_TEST(a_search_with_a_poor_yield_backs_off) {
+  enum { N = 8192, SIZE = 512 }; /* 4 MiB: 1-page slabs of 8 slots */
+  static void *b[N];
+  for (unsigned i = 0; i < N; i++) assert_true((b[i] = ts_malloc(SIZE)) != NULL);
+  unsigned cls = ts_size_to_class(SIZE);
+  /* every page half used with pairs free (slots 1-2, 5-6), but one page
+   * of the middle a quarter used, with slot 0 lone (1 and 7 in use) */
+  uintptr_t special = ((uintptr_t)b[N / 2] >> TS_PAGE_SHIFT) << TS_PAGE_SHIFT;
+  void *lone = NULL;
+  for (unsigned i = 0; i < N; i++) {
+    uintptr_t p = (uintptr_t)b[i];
+    unsigned slot = (unsigned)((p & TS_PAGE_MASK) / SIZE);
+    bool release = (p >> TS_PAGE_SHIFT) << TS_PAGE_SHIFT == special ? slot != 1 && slot != 7
+                                                                     : slot % 4 == 1 || slot % 4 == 2;
+    if ((p >> TS_PAGE_SHIFT) << TS_PAGE_SHIFT == special && slot == 0) lone = b[i];
+    if (release) {
+      ts_free(b[i]);
+      b[i] = NULL;
+    }
+  }
+  assert_true(lone != NULL);
+  ts_purge();
+  ts_arena_t *arena = ts_thread_arena();
+  ts_bin_t *bin = &arena->bins[cls];
+  pthread_mutex_lock(&bin->lock);
+  bin->lone_skip = bin->lone_backoff = 0;
+  pthread_mutex_unlock(&bin->lock);
+  void *p;
+  expect_eq(ts_bin_fill(arena, cls, &p, 1), 1);
+  expect_true(p == lone, "the one lone slot (%p), got %p", lone, p);
+  expect_eq(bin->lone_backoff, 1); /* found after hundreds of slabs: backs off */
+  ts_free(p);
+  for (unsigned i = 0; i < N; i++)
+    if (b[i]) ts_free(b[i]);
+  ts_purge();
+}
+
 /* Placed objects sit at 16 bytes: an aligned request that the thread
  * cache would answer with one gets a slot of the class's own instead. */
 TS_TEST(aligned_requests_skip_placed_objects) {
@@ -563,6 +602,7 @@ int main(void) {
   }
   ts_run(a_bin_with_holes_refills_from_lone_slots_first);
   ts_run(a_search_for_lone_slots_that_finds_none_backs_off);
+  ts_run(a_search_with_a_poor_yield_backs_off);
   ts_run(larger_objects_fill_the_holes_of_smaller_classes);
   ts_run(small_objects_fill_the_holes_of_larger_classes);
   ts_run(aligned_requests_stay_aligned);
