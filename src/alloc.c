@@ -350,8 +350,9 @@ static bool is_pow2(size_t x) { return x && !(x & (x - 1)); }
 /* A block of class cls at an address that is a multiple of alignment
  * (a power of two dividing the class size).  Slots of the class's own
  * slabs are (base + i * size), but an object placed in another class's
- * slab (mixed.c) is only granule-aligned: one the thread cache hands out
- * goes back to it, and the bin gives one of its own slots instead. */
+ * slab (mixed.c, classes up to 1 KiB) is only granule-aligned: one the
+ * thread cache hands out goes back to it, and the bin gives one of its
+ * own slots instead. */
 static void *alloc_class_aligned(unsigned cls, size_t n, size_t alignment) {
   void *p = alloc_class(cls, n);
   if (TS_LIKELY(!p || ((uintptr_t)p & (alignment - 1)) == 0)) return p;
@@ -370,8 +371,7 @@ static void *alloc_aligned(size_t alignment, size_t size) {
   if (size <= TS_SMALL_MAX && alignment <= TS_PAGE_SIZE) {
     if (alignment <= ((size_t)1 << TS_MEDIUM_GRANULE_SHIFT) && ts_medium_size(size)) return alloc_medium(size);
     for (unsigned c = ts_size_to_class_compute(size); c < TS_NCLASSES; c++)
-      if ((ts_class_size[c] & (alignment - 1)) == 0)
-        return ts_class_size[c] <= TS_MIXED_MAX_SIZE ? alloc_class_aligned(c, size, alignment) : alloc_class(c, size);
+      if ((ts_class_size[c] & (alignment - 1)) == 0) return alloc_class_aligned(c, size, alignment);
   }
   if (size <= TS_LARGE_MAX && alignment <= TS_LARGE_MAX) return alloc_large(size ? size : 1, alignment, size);
   if (!ts_is_ready()) ts_init_slow();

@@ -131,6 +131,18 @@ static bool bin_has_holes(const ts_bin_t *bin, unsigned cls) {
          free_objs * ts_class_size[cls] > TS_BIN_LONE_MIN;
 }
 
+/* Takes up to want objects from slab s (its lone ones only, with lone)
+ * and keeps the bin's counters and lists; returns how many. */
+static unsigned bin_take(ts_bin_t *bin, ts_chunk_t *chunk, ts_span_t *s, void **out, unsigned want, bool lone) {
+  unsigned purged = (unsigned)__builtin_popcount(s->purged_pages);
+  unsigned got = lone ? ts_slab_take_lone(chunk, s, out, want) : ts_slab_take(chunk, s, out, want);
+  if (!got) return 0;
+  TS_SW_ADD(bin->free_objs, (uint64_t)0 - got);
+  TS_SW_ADD(bin->pages, (uint64_t)purged - (unsigned)__builtin_popcount(s->purged_pages));
+  bin_relist(bin, s);
+  return got;
+}
+
 static unsigned bin_fill_lone(ts_bin_t *bin, void **out, unsigned want) {
   if (bin->lone_skip) {
     bin->lone_skip--;
@@ -140,23 +152,15 @@ static unsigned bin_fill_lone(ts_bin_t *bin, void **out, unsigned want) {
   for (int l = TS_BIN_LISTS - 1; l >= 0 && n < want && seen < TS_BIN_LONE_SCAN; l--) {
     for (ts_span_t *s = bin->lists[l], *next; s && n < want && seen < TS_BIN_LONE_SCAN; s = next, seen++) {
       next = s->next; /* relisting s does not move next */
-      unsigned purged = (unsigned)__builtin_popcount(s->purged_pages);
-      unsigned got = ts_slab_take_lone(ts_chunk_of(s), s, out + n, want - n);
-      if (!got) continue;
-      n += got;
-      TS_SW_ADD(bin->free_objs, (uint64_t)0 - got);
-      TS_SW_ADD(bin->pages, (uint64_t)purged - (unsigned)__builtin_popcount(s->purged_pages));
-      bin_relist(bin, s);
+      n += bin_take(bin, ts_chunk_of(s), s, out + n, want - n, true);
     }
   }
   if (n && seen <= TS_BIN_LONE_YIELD * n) {
     bin->lone_backoff = 0;
   } else { /* none, or so few that the search cost more than it saved */
+    unsigned next = bin->lone_backoff ? 2u * bin->lone_backoff : 1;
     bin->lone_skip = bin->lone_backoff;
-    bin->lone_backoff = (uint8_t)(bin->lone_backoff ? (bin->lone_backoff * 2 > TS_BIN_LONE_BACKOFF_MAX
-                                                           ? TS_BIN_LONE_BACKOFF_MAX
-                                                           : bin->lone_backoff * 2)
-                                                    : 1);
+    bin->lone_backoff = (uint8_t)(next < TS_BIN_LONE_BACKOFF_MAX ? next : TS_BIN_LONE_BACKOFF_MAX);
   }
   return n;
 }
@@ -180,12 +184,7 @@ static unsigned bin_fill(ts_arena_t *arena, unsigned cls, void **out, unsigned w
       }
       if (!(s = bin_new_slab(arena, bin, cls, &chunk))) break;
     }
-    unsigned purged = (unsigned)__builtin_popcount(s->purged_pages);
-    unsigned got = ts_slab_take(chunk, s, out + n, want - n);
-    n += got;
-    TS_SW_ADD(bin->free_objs, (uint64_t)0 - got);
-    TS_SW_ADD(bin->pages, (uint64_t)purged - (unsigned)__builtin_popcount(s->purged_pages));
-    bin_relist(bin, s);
+    n += bin_take(bin, chunk, s, out + n, want - n, false);
   }
   pthread_mutex_unlock(&bin->lock);
   return n;

@@ -216,41 +216,69 @@ TS_TEST(a_bin_with_holes_refills_from_lone_slots_first) {
   expect_no_foreign();
 }
 
-/* A search for lone slots that finds none makes the next fills skip it
- * (1, 2, 4, ... fills), and one that finds some ends that. */
-TS_TEST(a_search_for_lone_slots_that_finds_none_backs_off) {
-  enum { N = 8192, SIZE = 512 }; /* 4 MiB: 1-page slabs of 8 slots */
-  static void *b[N];
-  for (unsigned i = 0; i < N; i++) assert_true((b[i] = ts_malloc(SIZE)) != NULL);
-  unsigned cls = ts_size_to_class(SIZE);
-  for (unsigned i = 0; i < N; i++) /* slots 1-2 and 5-6 of every page: pairs only */
-    if (((uintptr_t)b[i] & TS_PAGE_MASK) / SIZE % 4 == 1 || ((uintptr_t)b[i] & TS_PAGE_MASK) / SIZE % 4 == 2) {
+/* The heap of the back-off tests: PAIRS_N blocks of 512 bytes (4 MiB of
+ * 1-page slabs of 8 slots) with slots 1-2 and 5-6 of every page freed,
+ * pairs only; with lone, the page of the middle block keeps only slots 1
+ * and 7 instead (a quarter used, so searched last), and its slot 0, lone,
+ * is returned.  Survivors stay in b (NULL where freed); the bin's
+ * back-off starts at none.  Returns the bin, NULL if out of memory. */
+enum { PAIRS_N = 8192, PAIRS_SIZE = 512 };
+static ts_bin_t *pairs_heap(void **b, bool lone, void **lone_out) {
+  for (unsigned i = 0; i < PAIRS_N; i++) {
+    b[i] = ts_malloc(PAIRS_SIZE);
+    expect_true(b[i] != NULL);
+    if (!b[i]) return NULL;
+  }
+  uintptr_t special = lone ? ((uintptr_t)b[PAIRS_N / 2] >> TS_PAGE_SHIFT) << TS_PAGE_SHIFT : 0;
+  for (unsigned i = 0; i < PAIRS_N; i++) {
+    uintptr_t p = (uintptr_t)b[i];
+    unsigned slot = (unsigned)((p & TS_PAGE_MASK) / PAIRS_SIZE);
+    bool in_special = (p >> TS_PAGE_SHIFT) << TS_PAGE_SHIFT == special;
+    if (in_special && slot == 0) *lone_out = b[i];
+    if (in_special ? slot != 1 && slot != 7 : slot % 4 == 1 || slot % 4 == 2) {
       ts_free(b[i]);
       b[i] = NULL;
     }
+  }
   ts_purge();
-  ts_arena_t *arena = ts_thread_arena();
-  ts_bin_t *bin = &arena->bins[cls];
+  ts_bin_t *bin = &ts_thread_arena()->bins[ts_size_to_class(PAIRS_SIZE)];
   pthread_mutex_lock(&bin->lock);
   bin->lone_skip = bin->lone_backoff = 0;
   pthread_mutex_unlock(&bin->lock);
+  return bin;
+}
+static void pairs_free(void **b) {
+  for (unsigned i = 0; i < PAIRS_N; i++)
+    if (b[i]) ts_free(b[i]);
+  ts_purge();
+}
+
+/* A search for lone slots that finds none makes the next fills skip it
+ * (1, 2, 4, ... fills), and one that finds some ends that. */
+TS_TEST(a_search_for_lone_slots_that_finds_none_backs_off) {
+  static void *b[PAIRS_N];
+  ts_bin_t *bin = pairs_heap(b, false, NULL);
+  assert_true(bin != NULL);
+  ts_arena_t *arena = ts_thread_arena();
+  unsigned cls = ts_size_to_class(PAIRS_SIZE);
   void *p, *q;
   expect_eq(ts_bin_fill(arena, cls, &p, 1), 1); /* no lone slot: a plain take, the first of a pair */
   expect_eq(bin->lone_backoff, 1);
   expect_eq(bin->lone_skip, 0);
   expect_eq(ts_bin_fill(arena, cls, &q, 1), 1); /* its partner is lone now */
-  expect_true((char *)q == (char *)p + SIZE, "%p after %p", q, p);
+  expect_true((char *)q == (char *)p + PAIRS_SIZE, "%p after %p", q, p);
   expect_eq(bin->lone_backoff, 0);
   /* take pairs two at a time, which leaves no lone slot: the searches
    * find nothing and back off, 1, 2, 4, ..., and skipped fills count down */
-  static void *taken[N];
+  static void *taken[PAIRS_N];
   unsigned nt = 0, max_backoff = 0, skipped = 0;
   taken[nt++] = p;
   taken[nt++] = q;
   for (unsigned k = 0; k < 200; k++) {
     unsigned before = bin->lone_skip;
     expect_eq(ts_bin_fill(arena, cls, &taken[nt], 2), 2);
-    expect_true((char *)taken[nt + 1] == (char *)taken[nt] + SIZE, "a pair: %p %p", taken[nt], taken[nt + 1]);
+    expect_true((char *)taken[nt + 1] == (char *)taken[nt] + PAIRS_SIZE, "a pair: %p %p", taken[nt],
+                taken[nt + 1]);
     nt += 2;
     if (before) {
       skipped++;
@@ -261,48 +289,22 @@ TS_TEST(a_search_for_lone_slots_that_finds_none_backs_off) {
   expect_eq(max_backoff, 64);
   expect_true(skipped > 150, "%u of 200 fills skipped the search", skipped);
   for (unsigned i = 0; i < nt; i++) ts_free(taken[i]);
-  for (unsigned i = 0; i < N; i++)
-    if (b[i]) ts_free(b[i]);
-  ts_purge();
+  pairs_free(b);
 }
 
 /* A search that finds a lone slot only after looking at many slabs backs
  * off as one that finds none (TS_BIN_LONE_YIELD). */
 TS_TEST(a_search_with_a_poor_yield_backs_off) {
-  enum { N = 8192, SIZE = 512 }; /* 4 MiB: 1-page slabs of 8 slots */
-  static void *b[N];
-  for (unsigned i = 0; i < N; i++) assert_true((b[i] = ts_malloc(SIZE)) != NULL);
-  unsigned cls = ts_size_to_class(SIZE);
-  /* every page half used with pairs free (slots 1-2, 5-6), but one page
-   * of the middle a quarter used, with slot 0 lone (1 and 7 in use) */
-  uintptr_t special = ((uintptr_t)b[N / 2] >> TS_PAGE_SHIFT) << TS_PAGE_SHIFT;
+  static void *b[PAIRS_N];
   void *lone = NULL;
-  for (unsigned i = 0; i < N; i++) {
-    uintptr_t p = (uintptr_t)b[i];
-    unsigned slot = (unsigned)((p & TS_PAGE_MASK) / SIZE);
-    bool release = (p >> TS_PAGE_SHIFT) << TS_PAGE_SHIFT == special ? slot != 1 && slot != 7
-                                                                     : slot % 4 == 1 || slot % 4 == 2;
-    if ((p >> TS_PAGE_SHIFT) << TS_PAGE_SHIFT == special && slot == 0) lone = b[i];
-    if (release) {
-      ts_free(b[i]);
-      b[i] = NULL;
-    }
-  }
-  assert_true(lone != NULL);
-  ts_purge();
-  ts_arena_t *arena = ts_thread_arena();
-  ts_bin_t *bin = &arena->bins[cls];
-  pthread_mutex_lock(&bin->lock);
-  bin->lone_skip = bin->lone_backoff = 0;
-  pthread_mutex_unlock(&bin->lock);
+  ts_bin_t *bin = pairs_heap(b, true, &lone);
+  assert_true(bin != NULL && lone != NULL);
   void *p;
-  expect_eq(ts_bin_fill(arena, cls, &p, 1), 1);
+  expect_eq(ts_bin_fill(ts_thread_arena(), ts_size_to_class(PAIRS_SIZE), &p, 1), 1);
   expect_true(p == lone, "the one lone slot (%p), got %p", lone, p);
   expect_eq(bin->lone_backoff, 1); /* found after hundreds of slabs: backs off */
   ts_free(p);
-  for (unsigned i = 0; i < N; i++)
-    if (b[i]) ts_free(b[i]);
-  ts_purge();
+  pairs_free(b);
 }
 
 /* Placed objects sit at 16 bytes: an aligned request that the thread
