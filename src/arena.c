@@ -106,7 +106,8 @@ static void arena_run_free_purged(ts_chunk_t *chunk, unsigned head, const uint64
   if (s->is_slab) {
     ts_side_detach(chunk, head, npages);
     ts_mixed_forget(chunk, head);
-    slab_purged = s->purged_pages;
+    slab_purged = ts_slab_purged(s);
+    ts_slab_fini(chunk, s);
     purged = &slab_purged;
   }
   s->is_slab = 0;

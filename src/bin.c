@@ -39,9 +39,9 @@ void ts_bin_init(ts_bin_t *bin) {
 static void bin_count_slab(ts_bin_t *bin, const ts_span_t *s, int sign) {
   uint64_t m = (uint64_t)(int64_t)sign;
   TS_SW_ADD(bin->slabs, m);
-  TS_SW_ADD(bin->objects, m * s->nobjs);
+  TS_SW_ADD(bin->objects, m * ts_slab_nobjs(s));
   TS_SW_ADD(bin->free_objs, m * s->nfree);
-  TS_SW_ADD(bin->pages, m * (uint64_t)(s->npages - (unsigned)__builtin_popcount(s->purged_pages)));
+  TS_SW_ADD(bin->pages, m * (uint64_t)(s->npages - (unsigned)__builtin_popcount(ts_slab_purged(s))));
 }
 
 unsigned ts_bin_list_of(unsigned nfree, unsigned nobjs) {
@@ -68,7 +68,7 @@ static void bin_link(ts_bin_t *bin, ts_span_t *s, unsigned list) {
 
 /* Puts a slab on the list its fullness calls for. */
 static void bin_relist(ts_bin_t *bin, ts_span_t *s) {
-  unsigned want = ts_bin_list_of(s->nfree, s->nobjs);
+  unsigned want = ts_bin_list_of(s->nfree, ts_slab_nobjs(s));
   if (want == s->list) return;
   bin_unlink(bin, s);
   if (want != TS_BIN_NOLIST) bin_link(bin, s, want);
@@ -134,11 +134,11 @@ static bool bin_has_holes(const ts_bin_t *bin, unsigned cls) {
 /* Takes up to want objects from slab s (its lone ones only, with lone)
  * and keeps the bin's counters and lists; returns how many. */
 static unsigned bin_take(ts_bin_t *bin, ts_chunk_t *chunk, ts_span_t *s, void **out, unsigned want, bool lone) {
-  unsigned purged = (unsigned)__builtin_popcount(s->purged_pages);
+  unsigned purged = (unsigned)__builtin_popcount(ts_slab_purged(s));
   unsigned got = lone ? ts_slab_take_lone(chunk, s, out, want) : ts_slab_take(chunk, s, out, want);
   if (!got) return 0;
   TS_SW_ADD(bin->free_objs, (uint64_t)0 - got);
-  TS_SW_ADD(bin->pages, (uint64_t)purged - (unsigned)__builtin_popcount(s->purged_pages));
+  TS_SW_ADD(bin->pages, (uint64_t)purged - (unsigned)__builtin_popcount(ts_slab_purged(s)));
   bin_relist(bin, s);
   return got;
 }
@@ -202,8 +202,9 @@ unsigned ts_bin_fill_own(ts_arena_t *arena, unsigned cls, void **out, unsigned w
 
 /* The slab's used objects, as a bitmap. */
 static void slab_used(const ts_span_t *s, uint64_t *used) {
-  for (unsigned w = 0; w < TS_SLAB_MAP_WORDS; w++) used[w] = ~s->freemap[w];
-  for (unsigned i = s->nobjs; i < TS_SLAB_MAP_WORDS * 64; i++) used[i >> 6] &= ~(1ull << (i & 63));
+  const uint64_t *map = ts_slab_freemap_c(s);
+  for (unsigned w = 0; w < TS_SLAB_MAP_WORDS; w++) used[w] = w < ts_slab_map_words(s) ? ~map[w] : 0;
+  for (unsigned i = ts_slab_nobjs(s); i < TS_SLAB_MAP_WORDS * 64; i++) used[i >> 6] &= ~(1ull << (i & 63));
 }
 
 static bool slab_disjoint(const uint64_t *a, const uint64_t *b) {
@@ -220,8 +221,9 @@ static bool slab_disjoint(const uint64_t *a, const uint64_t *b) {
 static bool bin_mesh_pair(ts_bin_t *bin, ts_span_t *dst, ts_span_t *src, const uint64_t *src_used) {
   ts_chunk_t *dc = ts_chunk_of(dst), *sc = ts_chunk_of(src);
   void *dpage = ts_slab_base(dc, dst), *spage = ts_slab_base(sc, src);
-  if (!ts_mesh_reserve(dst->mesh ? 1 : 2)) return false;
-  if (!dst->mesh) {
+  uint16_t *mesh = ts_slab_mesh(dst);
+  if (!ts_mesh_reserve(*mesh ? 1 : 2)) return false;
+  if (!*mesh) {
     unsigned g = ts_mesh_group_new();
     uint32_t f = g ? ts_mesh_share(dpage) : UINT32_MAX;
     if (f == UINT32_MAX) {
@@ -232,17 +234,19 @@ static bool bin_mesh_pair(ts_bin_t *bin, ts_span_t *dst, ts_span_t *src, const u
     ts_mesh_group_t *grp = ts_mesh_group(g);
     grp->dst = dpage;
     grp->fpage = f; /* ts_mesh_group_new zeroed the rest */
-    dst->mesh = (uint16_t)g;
+    *mesh = (uint16_t)g;
   }
-  ts_mesh_group_t *grp = ts_mesh_group(dst->mesh);
-  if (!ts_mesh_merge(dpage, grp->fpage, spage, src_used, ts_class_size[dst->cls], dst->nobjs)) {
+  ts_mesh_group_t *grp = ts_mesh_group(*mesh);
+  if (!ts_mesh_merge(dpage, grp->fpage, spage, src_used, ts_class_size[dst->cls], ts_slab_nobjs(dst))) {
     ts_mesh_unreserve(1); /* dst's group stays, with what it had */
     return false;
   }
-  for (unsigned w = 0; w < TS_SLAB_MAP_WORDS; w++) dst->freemap[w] &= ~src_used[w];
+  uint64_t *dmap = ts_slab_freemap(dst);
+  for (unsigned w = 0; w < ts_slab_map_words(dst); w++) dmap[w] &= ~src_used[w];
+  unsigned src_live = ts_slab_nobjs(src) - src->nfree;
   bin_count_slab(bin, src, -1);
-  TS_SW_ADD(bin->free_objs, (uint64_t)0 - (src->nobjs - src->nfree)); /* src's objects now take dst's slots */
-  dst->nfree = (uint16_t)(dst->nfree - (src->nobjs - src->nfree));
+  TS_SW_ADD(bin->free_objs, (uint64_t)0 - src_live); /* src's objects now take dst's slots */
+  dst->nfree = (uint16_t)(dst->nfree - src_live);
   bin_unlink(bin, src);
   unsigned sp = (unsigned)(src - sc->spans);
   src->next = dst;
@@ -256,7 +260,8 @@ static bool bin_mesh_pair(ts_bin_t *bin, ts_span_t *dst, ts_span_t *src, const u
  * private page, the pages meshed into it go back to the arena, the shared
  * page is freed. */
 static void bin_unmesh(ts_span_t *dst) {
-  ts_mesh_group_t *grp = ts_mesh_group(dst->mesh);
+  uint16_t *mesh = ts_slab_mesh(dst);
+  ts_mesh_group_t *grp = ts_mesh_group(*mesh);
   for (unsigned i = 0; i < grp->nalias; i++) {
     void *a = grp->alias[i];
     ts_chunk_t *ac = ts_chunk_of(a);
@@ -267,8 +272,8 @@ static void bin_unmesh(ts_span_t *dst) {
   ts_mesh_discard(grp->dst);
   if (grp->fpage != TS_MESH_PRIVATE) ts_mesh_release(grp->fpage);
   ts_mesh_unreserve(1 + grp->nalias);
-  ts_mesh_group_free(dst->mesh);
-  dst->mesh = 0;
+  ts_mesh_group_free(*mesh);
+  *mesh = 0;
 }
 
 /* One meshing pass at a time (its scratch arrays are static).  Taken
@@ -305,7 +310,7 @@ size_t ts_bin_mesh(ts_arena_t *arena, unsigned cls) {
   unsigned n = 0;
   for (unsigned l = 0; l < 2; l++) /* slabs up to half used; only the sparser quarter moves */
     for (ts_span_t *s = bin->lists[l]; s && n < TS_MESH_CANDIDATES; s = s->next) {
-      if (s->mesh && ts_mesh_group(s->mesh)->fpage == TS_MESH_PRIVATE) continue;
+      if (*ts_slab_mesh(s) && ts_mesh_group(*ts_slab_mesh(s))->fpage == TS_MESH_PRIVATE) continue;
       if (ts_chunk_of(s)->mixed[s - ts_chunk_of(s)->spans]) continue; /* has hosted other classes' objects */
       slab_used(s, used[n]);
       cand[n++] = s;
@@ -314,18 +319,18 @@ size_t ts_bin_mesh(ts_arena_t *arena, unsigned cls) {
     /* order[]: candidates by objects used, fewest first (a counting sort:
      * qsort may allocate) */
     memset(count, 0, sizeof count);
-    for (unsigned i = 0; i < n; i++) count[cand[i]->nobjs - cand[i]->nfree + 1]++;
+    for (unsigned i = 0; i < n; i++) count[ts_slab_nobjs(cand[i]) - cand[i]->nfree + 1]++;
     for (unsigned k = 1; k < TS_SLAB_MAX_OBJS + 2; k++) count[k] += count[k - 1];
-    for (unsigned i = 0; i < n; i++) order[count[cand[i]->nobjs - cand[i]->nfree]++] = (uint16_t)i;
+    for (unsigned i = 0; i < n; i++) order[count[ts_slab_nobjs(cand[i]) - cand[i]->nfree]++] = (uint16_t)i;
     size_t budget = TS_MESH_TRIES;
     for (unsigned a = 0; a < n && budget; a++) {
       unsigned i = order[a];
       ts_span_t *src = cand[i];
-      if (!src || src->mesh || src->list != 0) continue; /* merged, holds a group, or not sparse */
+      if (!src || *ts_slab_mesh(src) || src->list != 0) continue; /* merged, holds a group, or not sparse */
       for (unsigned b = n; b-- > 0 && budget; budget--) {
         unsigned j = order[b];
         ts_span_t *dst = cand[j];
-        if (j == i || !dst || (dst->mesh && ts_mesh_group(dst->mesh)->nalias >= TS_MESH_GROUP_MAX - 1)) continue;
+        if (j == i || !dst || (*ts_slab_mesh(dst) && ts_mesh_group(*ts_slab_mesh(dst))->nalias >= TS_MESH_GROUP_MAX - 1)) continue;
         if (!slab_disjoint(used[i], used[j])) continue;
         if (!bin_mesh_pair(bin, dst, src, used[i])) goto done;
         for (unsigned w = 0; w < TS_SLAB_MAP_WORDS; w++) used[j][w] |= used[i][w];
@@ -369,9 +374,9 @@ void ts_bin_put(ts_bin_t *bin, ts_chunk_t *chunk, void *p) {
 
 void ts_bin_settle(ts_bin_t *bin, ts_chunk_t *chunk, ts_span_t *s) {
   /* foreign objects may lie in the tail, past every slot */
-  if (s->nfree == s->nobjs && !ts_mixed_hosts(chunk, s)) {
+  if (s->nfree == ts_slab_nobjs(s) && !ts_mixed_hosts(chunk, s)) {
     bin_unlink(bin, s);
-    if (s->mesh) bin_unmesh(s);
+    if (ts_opt.mesh && *ts_slab_mesh(s)) bin_unmesh(s);
     if (!bin->spare) {
       bin->spare = s;
     } else {

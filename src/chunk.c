@@ -98,7 +98,7 @@ void ts_chunk_mark_used(ts_chunk_t *chunk, unsigned head, unsigned npages) {
 /* Freed pages are dirty and young: resident until purged, and freed since
  * the purger's last tick; except page head + i for each bit i set in
  * purged (bit i % 64 of word i / 64; NULL: none), which was purged while
- * in use (a slab's purged_pages, a medium region's purged mask) and is
+ * in use (a slab's bits in the chunk's purged_map, a medium region's purged mask) and is
  * free but not resident. */
 void ts_chunk_mark_free(ts_chunk_t *chunk, unsigned head, unsigned npages, const uint64_t *purged) {
   chunk_bits_set(chunk->free_map, head, npages);

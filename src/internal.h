@@ -150,6 +150,7 @@ bool ts_run_grow(ts_arena_t *arena, ts_chunk_t *chunk, unsigned head, unsigned o
 
 /* ---- slab.c: objects of one class inside a run ---- */
 bool ts_slab_init(ts_chunk_t *chunk, unsigned head, unsigned cls); /* false: out of memory */
+void ts_slab_fini(ts_chunk_t *chunk, ts_span_t *slab); /* its run is being freed */
 unsigned ts_slab_take(ts_chunk_t *chunk, ts_span_t *slab, void **out, unsigned want);
 unsigned ts_slab_take_lone(ts_chunk_t *chunk, ts_span_t *slab, void **out, unsigned want);
 /* Returns the object's index, or -1 (interior/invalid pointer), -2 (double free). */
@@ -158,6 +159,50 @@ size_t ts_slab_purge_free_pages(ts_chunk_t *chunk, ts_span_t *slab, bool aged_on
 TS_INLINE void *ts_slab_base(ts_chunk_t *chunk, const ts_span_t *slab) {
   return ts_chunk_page_addr(chunk, (unsigned)(slab - chunk->spans));
 }
+TS_INLINE unsigned ts_slab_nobjs(const ts_span_t *s) { return ts_class_slab_objs[s->cls]; }
+/* Whether a slab of class cls keeps its freemap out of its span. */
+TS_INLINE bool ts_slab_map_ext(unsigned cls) { return ts_class_slab_objs[cls] > 64; }
+TS_INLINE uint64_t *ts_slab_freemap(ts_span_t *s) { return ts_slab_map_ext(s->cls) ? s->map.ext : &s->map.word; }
+TS_INLINE const uint64_t *ts_slab_freemap_c(const ts_span_t *s) {
+  return ts_slab_map_ext(s->cls) ? s->map.ext : &s->map.word;
+}
+TS_INLINE unsigned ts_slab_map_words(const ts_span_t *s) { return (ts_slab_nobjs(s) + 63) / 64; }
+
+/* Page masks of runs of at most 16 pages in a chunk's per-page bitmaps
+ * (purged_map, aged_map): bit i of a mask is page head + i.  Slabs of
+ * different bins share the words, so writes are atomic read-modify-writes
+ * (under the slab's bin lock: the only writer of its bits). */
+TS_INLINE uint32_t ts_pagebits_get(const uint64_t *map, unsigned head, unsigned n) {
+  unsigned w = head >> 6, b = head & 63;
+  uint64_t v = __atomic_load_n(&map[w], __ATOMIC_RELAXED) >> b;
+  if (b + n > 64) v |= __atomic_load_n(&map[w + 1], __ATOMIC_RELAXED) << (64 - b);
+  return (uint32_t)(v & ((1ull << n) - 1));
+}
+TS_INLINE void ts_pagebits_change(uint64_t *map, unsigned head, uint32_t mask, bool set) {
+  unsigned w = head >> 6, b = head & 63;
+  uint64_t lo = (uint64_t)mask << b, hi = b ? (uint64_t)mask >> (64 - b) : 0;
+  if (set) {
+    if (lo) __atomic_fetch_or(&map[w], lo, __ATOMIC_RELAXED);
+    if (hi) __atomic_fetch_or(&map[w + 1], hi, __ATOMIC_RELAXED);
+  } else {
+    if (lo) __atomic_fetch_and(&map[w], ~lo, __ATOMIC_RELAXED);
+    if (hi) __atomic_fetch_and(&map[w + 1], ~hi, __ATOMIC_RELAXED);
+  }
+}
+TS_INLINE unsigned ts_span_head(const ts_span_t *s) { return (unsigned)(s - ts_chunk_of(s)->spans); }
+TS_INLINE uint32_t ts_slab_purged(const ts_span_t *s) {
+  return ts_pagebits_get(ts_chunk_of(s)->purged_map, ts_span_head(s), s->npages);
+}
+TS_INLINE uint32_t ts_slab_aged(const ts_span_t *s) {
+  return ts_pagebits_get(ts_chunk_of(s)->aged_map, ts_span_head(s), s->npages);
+}
+TS_INLINE void ts_slab_set_purged(const ts_span_t *s, uint32_t mask, bool set) {
+  ts_pagebits_change(ts_chunk_of(s)->purged_map, ts_span_head(s), mask, set);
+}
+TS_INLINE void ts_slab_set_aged(const ts_span_t *s, uint32_t mask, bool set) {
+  ts_pagebits_change(ts_chunk_of(s)->aged_map, ts_span_head(s), mask, set);
+}
+TS_INLINE uint16_t *ts_slab_mesh(const ts_span_t *s) { return &ts_chunk_of(s)->mesh_group[ts_span_head(s)]; }
 
 /* ---- mixed.c: objects placed in the free space of other classes' slabs ---- */
 #define ts_mixed_on() (ts_opt.mixed_slabs && !ts_opt.stats_exact)

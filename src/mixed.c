@@ -87,29 +87,30 @@ typedef struct {
 static unsigned slab_head(ts_chunk_t *chunk, const ts_span_t *s) { return (unsigned)(s - chunk->spans); }
 static unsigned granules_of(unsigned cls) { return ts_class_size[cls] >> TS_GRANULE_SHIFT; }
 
-/* The 8 words of page pg's maps: used[0..3], ends[0..3]. */
-static uint64_t *page_words(ts_chunk_t *chunk, const ts_span_t *s, ts_mixed_t *m, unsigned pg) {
-  return pg ? (uint64_t *)(void *)&chunk->spans[slab_head(chunk, s) + pg] : m->page0;
+/* The 4 words of page pg's used map: the record's for the head page, the
+ * page's span for a later one (types.h: ts_mixed_s). */
+static uint64_t *used_words(ts_chunk_t *chunk, const ts_span_t *s, ts_mixed_t *m, unsigned pg) {
+  return pg ? (uint64_t *)(void *)&chunk->spans[slab_head(chunk, s) + pg] : m->used0;
 }
 
 /* Map words are written under the bin lock and read by frees without it
  * (ts_mixed_own_class): relaxed atomics, plain moves. */
 static void maps_load(ts_chunk_t *chunk, const ts_span_t *s, ts_mixed_t *m, maps_t *x) {
   for (unsigned pg = 0; pg < s->npages; pg++) {
-    uint64_t *w = page_words(chunk, s, m, pg);
+    uint64_t *w = used_words(chunk, s, m, pg);
     for (unsigned i = 0; i < 4; i++) {
       x->used[pg * 4 + i] = __atomic_load_n(&w[i], __ATOMIC_RELAXED);
-      x->ends[pg * 4 + i] = __atomic_load_n(&w[4 + i], __ATOMIC_RELAXED);
+      x->ends[pg * 4 + i] = __atomic_load_n(&m->ends[pg * 4 + i], __ATOMIC_RELAXED);
     }
   }
 }
 
 static void maps_store(ts_chunk_t *chunk, const ts_span_t *s, ts_mixed_t *m, const maps_t *x) {
   for (unsigned pg = 0; pg < s->npages; pg++) {
-    uint64_t *w = page_words(chunk, s, m, pg);
+    uint64_t *w = used_words(chunk, s, m, pg);
     for (unsigned i = 0; i < 4; i++) {
       __atomic_store_n(&w[i], x->used[pg * 4 + i], __ATOMIC_RELAXED);
-      __atomic_store_n(&w[4 + i], x->ends[pg * 4 + i], __ATOMIC_RELAXED);
+      __atomic_store_n(&m->ends[pg * 4 + i], x->ends[pg * 4 + i], __ATOMIC_RELAXED);
     }
   }
 }
@@ -126,7 +127,7 @@ void ts_mixed_maps(ts_chunk_t *chunk, const ts_span_t *s, uint64_t *used, uint64
  * objects touch a word or two this way instead of copying the maps. */
 enum { MAP_USED = 0, MAP_ENDS = 1 };
 static uint64_t *map_word(ts_chunk_t *chunk, const ts_span_t *s, ts_mixed_t *m, unsigned which, unsigned w) {
-  return page_words(chunk, s, m, w / 4) + which * 4 + w % 4;
+  return which == MAP_USED ? used_words(chunk, s, m, w / 4) + w % 4 : &m->ends[w];
 }
 static uint64_t range_mask(unsigned b, unsigned k) { return (k == 64 ? ~0ull : ((1ull << k) - 1)) << b; }
 
@@ -184,9 +185,11 @@ static void slab_avail(const ts_span_t *s, const maps_t *x, uint64_t *avail) {
   /* every granule no placed object uses, then less the slots in use by
    * the slab's own objects (bit clear, no placed granule) */
   for (unsigned w = 0; w < nw; w++) avail[w] = x ? ~x->used[w] : ~0ull;
-  for (unsigned wi = 0; wi < TS_SLAB_MAP_WORDS && wi * 64 < s->nobjs; wi++) {
-    uint64_t in_use = ~s->freemap[wi];
-    if (wi * 64 + 64 > s->nobjs) in_use &= (1ull << (s->nobjs - wi * 64)) - 1;
+  const uint64_t *map = ts_slab_freemap_c(s);
+  unsigned nobjs = ts_slab_nobjs(s);
+  for (unsigned wi = 0; wi * 64 < nobjs; wi++) {
+    uint64_t in_use = ~map[wi];
+    if (wi * 64 + 64 > nobjs) in_use &= (1ull << (nobjs - wi * 64)) - 1;
     while (in_use) {
       unsigned i = wi * 64 + (unsigned)__builtin_ctzll(in_use);
       in_use &= in_use - 1;
@@ -203,9 +206,9 @@ static ts_mixed_t *slab_maps(ts_chunk_t *chunk, ts_span_t *s) {
   unsigned head = slab_head(chunk, s);
   ts_mixed_t *m = chunk->mixed[head];
   if (!m) {
-    if (!(m = ts_meta_alloc(&chunk->arena->meta, sizeof *m))) return NULL;
-    memset(m, 0, sizeof *m);
-    for (unsigned pg = 1; pg < s->npages; pg++) memset(page_words(chunk, s, m, pg), 0, 8 * sizeof(uint64_t));
+    if (!(m = ts_meta_alloc(&chunk->arena->meta, TS_MIXED_RECORD_BYTES(s->npages)))) return NULL;
+    memset(m, 0, TS_MIXED_RECORD_BYTES(s->npages));
+    for (unsigned pg = 1; pg < s->npages; pg++) memset(used_words(chunk, s, m, pg), 0, 4 * sizeof(uint64_t));
     __atomic_store_n(&chunk->mixed[head], m, __ATOMIC_RELEASE);
   }
   if (ts_chunk_code(chunk, head) != TS_PAGE_MIXED)
@@ -223,7 +226,7 @@ void ts_mixed_forget(ts_chunk_t *chunk, unsigned head) {
   ts_mixed_t *m = chunk->mixed[head];
   if (!m) return;
   chunk->mixed[head] = NULL;
-  ts_meta_free(&chunk->arena->meta, m, sizeof *m);
+  ts_meta_free(&chunk->arena->meta, m, TS_MIXED_RECORD_BYTES(chunk->spans[head].npages));
 }
 
 /* What the maps m of slab s say of p: the class of the placed object it
@@ -268,7 +271,9 @@ static unsigned slab_place(ts_arena_t *arena, ts_bin_t *bin, ts_chunk_t *chunk, 
   else memset(&x, 0, sizeof x);
   slab_avail(s, m ? &x : NULL, avail);
   unsigned kf = granules_of(cls), ks = granules_of(s->cls);
-  unsigned nbits = s->npages * (unsigned)TS_PAGE_GRANULES, n = 0, g = 0;
+  unsigned nbits = s->npages * (unsigned)TS_PAGE_GRANULES, n = 0, g = 0, nobjs = ts_slab_nobjs(s);
+  uint64_t *map = ts_slab_freemap(s);
+  uint32_t young = 0;
   char *base = ts_slab_base(chunk, s);
   while (n < want) {
     g = ts_bits_next(avail, g, nbits, true);
@@ -284,25 +289,26 @@ static unsigned slab_place(ts_arena_t *arena, ts_bin_t *bin, ts_chunk_t *chunk, 
     bits_fill(avail, g, kf, false);
     bits_fill(x.used, g, kf, true);
     bits_fill(x.ends, g + kf - 1, 1, true);
-    for (unsigned i = g / ks; i <= (g + kf - 1) / ks && i < s->nobjs; i++) {
-      if (!bit_get(s->freemap, i)) continue; /* covered already */
-      s->freemap[i >> 6] &= ~(1ull << (i & 63));
+    for (unsigned i = g / ks; i <= (g + kf - 1) / ks && i < nobjs; i++) {
+      if (!bit_get(map, i)) continue; /* covered already */
+      map[i >> 6] &= ~(1ull << (i & 63));
       s->nfree--;
       TS_SW_ADD(bin->free_objs, (uint64_t)-1);
       TS_SW_ADD(bin->covered, 1);
     }
-    for (unsigned pg = g / TS_PAGE_GRANULES; pg <= (g + kf - 1) / TS_PAGE_GRANULES; pg++) {
-      s->aged_pages &= (uint16_t)~(1u << pg); /* in use: young again */
-      if (s->purged_pages & (1u << pg)) { /* in use again: it faults back in, zeroed */
-        s->purged_pages &= (uint16_t)~(1u << pg);
-        TS_SW_ADD(bin->pages, 1);
-      }
-    }
+    for (unsigned pg = g / TS_PAGE_GRANULES; pg <= (g + kf - 1) / TS_PAGE_GRANULES; pg++) young |= 1u << pg;
     out[n++] = base + ((size_t)g << TS_GRANULE_SHIFT);
     g += kf;
   }
   if (n < want && kf < s->room) s->room = (uint8_t)kf; /* skipped by the next fills of kf or more */
   if (n) {
+    /* the pages used are young again; purged ones fault back in, zeroed */
+    uint32_t purged = ts_slab_purged(s) & young, aged = ts_slab_aged(s) & young;
+    if (aged) ts_slab_set_aged(s, aged, false);
+    if (purged) {
+      ts_slab_set_purged(s, purged, false);
+      TS_SW_ADD(bin->pages, (unsigned)__builtin_popcount(purged));
+    }
     maps_store(chunk, s, m, &x);
     TS_SW_ADD(bin->hosted, (uint64_t)n * ts_class_size[cls]);
     atomic_fetch_add_explicit(&arena->foreign_objs[cls], n, memory_order_relaxed);
@@ -340,7 +346,7 @@ unsigned ts_mixed_fill(ts_arena_t *arena, unsigned cls, void **out, unsigned wan
     for (unsigned l = 0; l < TS_BIN_LISTS && n < want; l++) {
       for (ts_span_t *s = bin->lists[l], *next; s && n < want; s = next) {
         next = s->next; /* placing relists s, not next */
-        if (s->mesh || kf >= s->room) continue;
+        if (kf >= s->room || (ts_opt.mesh && *ts_slab_mesh(s))) continue;
         if (!tries) {
           walked = false;
           break;
@@ -368,9 +374,10 @@ void ts_mixed_put(ts_bin_t *bin, ts_chunk_t *chunk, ts_span_t *s, void *p, const
   unsigned kf = granules_of((unsigned)cls), ks = granules_of(s->cls);
   map_fill(chunk, s, m, MAP_USED, g, kf, false);
   map_fill(chunk, s, m, MAP_ENDS, g + kf - 1, 1, false);
-  for (unsigned i = g / ks; i <= (g + kf - 1) / ks && i < s->nobjs; i++) {
+  uint64_t *map = ts_slab_freemap(s);
+  for (unsigned i = g / ks; i <= (g + kf - 1) / ks && i < ts_slab_nobjs(s); i++) {
     if (map_any(chunk, s, m, MAP_USED, i * ks, ks)) continue; /* still covered by another */
-    s->freemap[i >> 6] |= 1ull << (i & 63);
+    map[i >> 6] |= 1ull << (i & 63);
     s->nfree++;
     TS_SW_ADD(bin->free_objs, 1);
     TS_SW_ADD(bin->covered, (uint64_t)-1);
@@ -426,7 +433,7 @@ unsigned ts_mixed_class_of(ts_chunk_t *chunk, const void *p, const char *fn) {
   if (cls < 0) { /* one of the slab's own: it must start a slot in use */
     size_t off = (size_t)((const char *)p - (char *)ts_slab_base(chunk, s)), size = ts_class_size[s->cls];
     unsigned i = (unsigned)(off / size);
-    if (off % size || i >= s->nobjs || bit_get(s->freemap, i) || ts_mixed_slot_covered(chunk, s, i)) {
+    if (off % size || i >= ts_slab_nobjs(s) || bit_get(ts_slab_freemap(s), i) || ts_mixed_slot_covered(chunk, s, i)) {
       pthread_mutex_unlock(&bin->lock);
       ts_fatal("%s(): invalid pointer %p", fn, p);
     }

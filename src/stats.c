@@ -60,11 +60,11 @@ void ts_acct_large_alloc(ts_tstats_t *st, void *p, size_t n) {
   ts_chunk_t *c = ts_chunk_of(p);
   ts_span_t *s = &c->spans[ts_chunk_page_of(p)];
   bool shared = st == &ts_stats_orphan;
-  s->freemap[0] = n;
+  s->map.word = n;
   ts_cnt_add(shared, &st->requested[c->arena->index], n);
   ts_cnt_add(shared, &st->nmalloc, 1);
   if (ts_opt.tags) {
-    s->freemap[1] = ts_tag_current;
+    s->tag = ts_tag_current;
     ts_tag_account(ts_tag_current, (int64_t)n, true);
   }
 }
@@ -72,17 +72,17 @@ void ts_acct_large_alloc(ts_tstats_t *st, void *p, size_t n) {
 void ts_acct_large_free(ts_tstats_t *st, ts_chunk_t *c, unsigned page) {
   ts_span_t *s = &c->spans[page];
   bool shared = st == &ts_stats_orphan;
-  ts_cnt_add(shared, &st->requested[c->arena->index], (uint64_t)0 - s->freemap[0]);
+  ts_cnt_add(shared, &st->requested[c->arena->index], (uint64_t)0 - s->map.word);
   ts_cnt_add(shared, &st->nfree, 1);
-  if (ts_opt.tags) ts_tag_account((unsigned)s->freemap[1], -(int64_t)s->freemap[0], false);
+  if (ts_opt.tags) ts_tag_account((unsigned)s->tag, -(int64_t)s->map.word, false);
 }
 
 void ts_acct_large_resize(ts_tstats_t *st, void *p, size_t n) {
   ts_chunk_t *c = ts_chunk_of(p);
   ts_span_t *s = &c->spans[ts_chunk_page_of(p)];
-  ts_cnt_add(st == &ts_stats_orphan, &st->requested[c->arena->index], n - s->freemap[0]);
-  if (ts_opt.tags) ts_tag_account((unsigned)s->freemap[1], (int64_t)n - (int64_t)s->freemap[0], false);
-  s->freemap[0] = n;
+  ts_cnt_add(st == &ts_stats_orphan, &st->requested[c->arena->index], n - s->map.word);
+  if (ts_opt.tags) ts_tag_account((unsigned)s->tag, (int64_t)n - (int64_t)s->map.word, false);
+  s->map.word = n;
 }
 
 void ts_acct_exact_alloc(ts_tstats_t *st, bool shared, void *p, unsigned cls, size_t n) {
@@ -112,7 +112,7 @@ ts_tag_t ts_tag_of_block(const void *p) {
   if (ts_window_kind((uintptr_t)p) != TS_WINDOW_CHUNK) return (ts_tag_t)ts_huge_header(p)->tag;
   ts_chunk_t *c = ts_chunk_of(p);
   unsigned page = ts_chunk_page_of(p), code = ts_chunk_block_code(c, page);
-  if (code >= TS_NCLASSES) return (ts_tag_t)c->spans[page].freemap[1];
+  if (code >= TS_NCLASSES) return (ts_tag_t)c->spans[page].tag;
   unsigned i;
   ts_side_t *s = ts_side_find(p, code, &i);
   return s ? ts_side_tags(s)[i] : TS_TAG_NONE;

@@ -98,9 +98,9 @@
 #define TS_LARGE_MAX ((size_t)2 << 20)
 
 /* A slab is at most 16 pages (64 KiB) and holds at most 256 objects (the
- * 16-byte class in one page), so its bitmap is 32 bytes and a span 64: the
- * span array is most of a chunk header, and on the cache benchmark the
- * touched headers were 3% of RSS with 104-byte spans. */
+ * 16-byte class in one page), so its bitmap is at most 32 bytes: one word
+ * in its span for slabs of up to 64 objects (every class from 64 bytes),
+ * the rest in a metadata piece (ts_span_s). */
 #define TS_SLAB_MAX_PAGES 16
 #define TS_SLAB_MAX_OBJS 256
 #define TS_SLAB_MAP_WORDS (TS_SLAB_MAX_OBJS / 64)
@@ -140,30 +140,42 @@ typedef struct ts_arena_s ts_arena_t;
 typedef struct ts_chunk_s ts_chunk_t;
 
 /* A span describes a run of pages that starts at its page.  Only the head
- * page's span is meaningful.  For a slab:
- *   nfree == popcount(freemap)  and  0 <= nfree <= nobjs,
+ * page's span is meaningful (a slab's later pages' spans hold its granule
+ * maps when it hosts placed objects, mixed.c; a medium region's hold its
+ * record, medium.c).  For a slab, with nobjs == ts_class_slab_objs[cls]:
+ *   nfree == popcount(ts_slab_freemap(s)) and 0 <= nfree <= nobjs,
  *   the slab is on its bin's list number ts_bin_list_of(nfree, nobjs) iff
  *   0 < nfree, or is the bin's spare (nfree == nobjs), or on no list when
  *   full (nfree == 0);
- * objects handed to thread caches count as allocated. */
+ *   its freemap is map.word when nobjs <= 64, else map.ext, a piece of
+ *   the arena's metadata blocks (side.c) from ts_slab_init until its run
+ *   is freed;
+ *   its pages' purged and aged bits are in the chunk's purged_map and
+ *   aged_map, its mesh group in chunk->mesh_group[head];
+ * objects handed to thread caches count as allocated.
+ * For a large run in use: map.word is the bytes requested, tag its tag.
+ * 32 bytes, two to a cache line: the span array is most of a chunk
+ * header's resident pages (docs/ARCHITECTURE.md, Spans of 32 bytes). */
 typedef struct ts_span_s {
   struct ts_span_s *next; /* bin list links; a free run: its index list (run.c) */
   struct ts_span_s *prev;
   uint16_t npages;        /* pages in the run (at most TS_CHUNK_PAGES) */
-  uint16_t aged_pages;    /* slab: bit i set, the last tick found page i holding only free objects, and none was taken since */
+  union {
+    uint16_t nfree;       /* slab: free objects */
+    uint16_t tag;         /* large run: its tag (option tags) */
+  };
   uint8_t is_slab;        /* 1 for a slab, 0 for a large run */
   uint8_t cls;            /* size class of a slab */
   uint8_t list;           /* slab: bin list it is on, TS_BIN_NOLIST if none; free run: its set (run.c) */
   uint8_t room;           /* slab: no run of free granules this long or longer (mixed.c); 255: unknown */
-  uint16_t nfree;         /* free objects in the slab */
-  uint16_t nobjs;         /* objects the slab holds */
-  uint16_t purged_pages;  /* slab: bit i set, page i holds only free objects and was purged */
-  uint16_t mesh;          /* slab: its mesh group (mesh.c), 0 if none */
-  uint64_t freemap[TS_SLAB_MAP_WORDS]; /* bit i set: object i is free */
+  union {
+    uint64_t word;        /* slab of up to 64 objects: bit i set <=> object i is free; large run: bytes requested */
+    uint64_t *ext;        /* slab of more: its freemap, TS_SLAB_MAP_WORDS words */
+  } map;
 } ts_span_t;
-_Static_assert(sizeof(ts_span_t) == 64, "a span is one cache line");
+_Static_assert(sizeof(ts_span_t) == 32, "two spans to a cache line");
 _Static_assert(TS_CHUNK_PAGES <= UINT16_MAX, "a run's page count fits npages");
-_Static_assert(TS_SLAB_MAX_PAGES <= 16, "a slab's pages fit the aged_pages mask");
+_Static_assert(TS_SLAB_MAX_PAGES <= 16, "a slab's pages fit a 16-bit page mask");
 
 /* ---- Chunks ---- */
 
@@ -199,6 +211,13 @@ struct ts_chunk_s {
   /* mixed[h]: the granule maps of the slab whose head page is h while it
    * holds objects of other classes (mixed.c), else NULL */
   struct ts_mixed_s *mixed[TS_CHUNK_PAGES];
+  /* a slab's pages: bit p set <=> page p holds only free objects and was
+   * purged (purged_map), or the last purger tick found it so and none was
+   * taken since (aged_map); written under the slab's bin lock, with atomic
+   * read-modify-writes, as slabs of other bins share the words */
+  uint64_t purged_map[TS_CHUNK_PAGES / 64];
+  uint64_t aged_map[TS_CHUNK_PAGES / 64];
+  uint16_t mesh_group[TS_CHUNK_PAGES]; /* a slab's mesh group (mesh.c) at its head page, 0 if none */
   ts_span_t spans[TS_CHUNK_PAGES];
 };
 
@@ -221,21 +240,22 @@ struct ts_chunk_s {
  *   used:  bit g set <=> granule g belongs to a foreign object;
  *   ends:  bit g set <=> a foreign object's last granule is g;
  *   the slab's pages have the code TS_PAGE_MIXED <=> some bit of ends is
- *   set (it hosts an object), else their class.  The record is the head
- *   page's maps alone, 64 bytes: a metadata piece of 64, not 80 (the count
- *   of hosted objects it once kept is the maps' and the code's).
- * Each page's maps are 8 words (used, then ends, 4 words each): the head
- * page's in page0 here, page i's in the span of page head + i, which a
- * slab's later pages leave unused (mixed.c, ts_mixed_maps).
+ *   set (it hosts an object), else their class.
+ * Each page's maps are 4 words each: the head page's used map in used0
+ * here, page i's (i > 0) in the span of page head + i, which a slab's
+ * later pages leave unused; every page's ends map here, page i's at
+ * ends[4i].  The record is 32 + 32 * npages bytes, a metadata piece
+ * (mixed.c, ts_mixed_maps).
  * A slot of the slab's own class is free (its freemap bit set), holds an
  * object of the class (bit clear, no used granule in it), or is covered
  * (bit clear, some used granule in it): covered slots are counted in the
  * bin's `covered`, not in nfree. */
 typedef struct ts_mixed_s {
-  uint64_t page0[8];
+  uint64_t used0[4];
+  uint64_t ends[];
 } ts_mixed_t;
-_Static_assert(sizeof(ts_mixed_t) == 64, "a mixed record is one 64-byte metadata piece");
-_Static_assert(sizeof(ts_span_t) == 8 * sizeof(uint64_t), "a page's granule maps fill one span");
+#define TS_MIXED_RECORD_BYTES(npages) (sizeof(ts_mixed_t) + (size_t)(npages) * 4 * sizeof(uint64_t))
+_Static_assert(sizeof(ts_span_t) == 4 * sizeof(uint64_t), "a page's used map fills one span");
 
 enum ts_purge_which_e {
   TS_PURGE_OLD, /* dirty pages that were freed before the last tick */

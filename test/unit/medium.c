@@ -164,7 +164,7 @@ TS_TEST(a_freed_region_leaves_clean_spans) {
   size_t dirty_bytes = 0;
   for (size_t i = 0; i < sizeof(ts_medium_region_t); i++) dirty_bytes += bytes[i] != 0;
   expect_eq(dirty_bytes, 0);
-  for (unsigned p = head + 1; p < head + TS_MEDIUM_REGION_PAGES; p++) expect_eq(c->spans[p].mesh, 0);
+  for (unsigned p = head + 1; p < head + TS_MEDIUM_REGION_PAGES; p++) expect_eq(c->mesh_group[p], 0);
   /* small blocks over those pages, freed through their slabs */
   static void *s[4096];
   for (int i = 0; i < 4096; i++) assert_true((s[i] = ts_malloc(16 + (size_t)(i % 64) * 16)) != NULL);

@@ -440,7 +440,7 @@ TS_TEST(slab_pages_purged_inside_are_not_dirty) {
   flush_my_cache();
   ts_bin_purge_pages(arena, cls, false);
   pthread_mutex_lock(&arena->bins[cls].lock);
-  unsigned purged = slab->purged_pages, npages = slab->npages;
+  unsigned purged = ts_slab_purged(slab), npages = slab->npages;
   pthread_mutex_unlock(&arena->bins[cls].lock);
   printf("  class %zu B, slab of %u pages, pages purged inside: %#x\n", size, npages, purged);
   assert_true(purged != 0, "no page of the slab was purged");

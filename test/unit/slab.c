@@ -15,7 +15,7 @@ TS_TEST(take_put_bookkeeping) {
     ts_chunk_t *chunk = ts_chunk_of(base);
     unsigned head = (unsigned)(s - chunk->spans);
     ts_slab_init(chunk, head, cls);
-    unsigned nobjs = s->nobjs;
+    unsigned nobjs = ts_slab_nobjs(s);
     expect_eq(s->nfree, nobjs);
     static void *objs[TS_SLAB_MAX_OBJS + 8];
     unsigned n = ts_slab_take(chunk, s, objs, nobjs + 8);
@@ -47,7 +47,7 @@ TS_TEST(lone_slots_are_taken_alone) {
   assert_true(base != NULL);
   ts_chunk_t *chunk = ts_chunk_of(base);
   ts_slab_init(chunk, (unsigned)(s - chunk->spans), cls);
-  unsigned nobjs = s->nobjs;
+  unsigned nobjs = ts_slab_nobjs(s);
   assert_true(nobjs == 256, "class %u has %u objects", cls, nobjs);
   static void *objs[TS_SLAB_MAX_OBJS];
   expect_eq(ts_slab_take(chunk, s, objs, nobjs), nobjs);
@@ -87,7 +87,7 @@ TS_TEST(free_pages_inside_a_slab_are_purged) {
   ts_chunk_t *chunk = ts_chunk_of(base);
   ts_slab_init(chunk, (unsigned)(s - chunk->spans), cls);
   static void *objs[TS_SLAB_MAX_OBJS];
-  unsigned n = ts_slab_take(chunk, s, objs, s->nobjs);
+  unsigned n = ts_slab_take(chunk, s, objs, ts_slab_nobjs(s));
   size_t size = ts_class_size[cls];
   for (unsigned i = 0; i < n; i++) memset(objs[i], 0x5A, size);
   /* nothing free: nothing to purge */
@@ -99,7 +99,7 @@ TS_TEST(free_pages_inside_a_slab_are_purged) {
     if ((off + size - 1) >> TS_PAGE_SHIFT >= last_page) expect_true(ts_slab_put(chunk, s, objs[i]) >= 0);
   }
   expect_eq(ts_slab_purge_free_pages(chunk, s, false), 1);
-  expect_eq(s->purged_pages, 1u << last_page);
+  expect_eq(ts_slab_purged(s), 1u << last_page);
   /* purged memory reads as zero; live objects are untouched */
   expect_eq(((unsigned char *)base)[(size_t)last_page << TS_PAGE_SHIFT], 0);
   expect_eq(((unsigned char *)objs[0])[0], 0x5A);
@@ -108,7 +108,7 @@ TS_TEST(free_pages_inside_a_slab_are_purged) {
   /* taking the objects back clears the mark */
   unsigned again = ts_slab_take(chunk, s, objs, s->nfree);
   expect_true(again > 0);
-  expect_eq(s->purged_pages, 0);
+  expect_eq(ts_slab_purged(s), 0);
   ts_arena_run_free(chunk, (unsigned)(s - chunk->spans));
 }
 
@@ -124,7 +124,7 @@ TS_TEST(free_pages_inside_a_slab_age_before_a_tick_purges_them) {
   ts_chunk_t *chunk = ts_chunk_of(base);
   ts_slab_init(chunk, (unsigned)(s - chunk->spans), cls);
   static void *objs[TS_SLAB_MAX_OBJS];
-  unsigned n = ts_slab_take(chunk, s, objs, s->nobjs);
+  unsigned n = ts_slab_take(chunk, s, objs, ts_slab_nobjs(s));
   size_t size = ts_class_size[cls];
   for (unsigned i = 0; i < n; i++) memset(objs[i], 0x5A, size);
   unsigned last_page = s->npages - 1;
@@ -138,20 +138,20 @@ TS_TEST(free_pages_inside_a_slab_age_before_a_tick_purges_them) {
   }
   /* the first tick ages the page, the second purges it */
   expect_eq(ts_slab_purge_free_pages(chunk, s, true), 0);
-  expect_eq(s->aged_pages, 1u << last_page);
-  expect_eq(s->purged_pages, 0);
+  expect_eq(ts_slab_aged(s), 1u << last_page);
+  expect_eq(ts_slab_purged(s), 0);
   expect_eq(((unsigned char *)base)[(size_t)last_page << TS_PAGE_SHIFT], 0x5A);
   /* an object taken from it and given back in between: young again */
   void *one;
   expect_eq(ts_slab_take(chunk, s, &one, 1), 1);
   expect_true(one == objs[freed[0]]);
-  expect_eq(s->aged_pages, 0);
+  expect_eq(ts_slab_aged(s), 0);
   expect_true(ts_slab_put(chunk, s, one) >= 0);
   expect_eq(ts_slab_purge_free_pages(chunk, s, true), 0); /* aged again, not purged */
-  expect_eq(s->aged_pages, 1u << last_page);
+  expect_eq(ts_slab_aged(s), 1u << last_page);
   expect_eq(ts_slab_purge_free_pages(chunk, s, true), 1);
-  expect_eq(s->purged_pages, 1u << last_page);
-  expect_eq(s->aged_pages, 0);
+  expect_eq(ts_slab_purged(s), 1u << last_page);
+  expect_eq(ts_slab_aged(s), 0);
   expect_eq(((unsigned char *)base)[(size_t)last_page << TS_PAGE_SHIFT], 0);
   ts_arena_run_free(chunk, (unsigned)(s - chunk->spans));
 }

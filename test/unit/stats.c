@@ -95,11 +95,11 @@ static void count_mixed(ts_chunk_t *c, const ts_span_t *s, const ts_mixed_t *m, 
   static uint64_t used[TS_MIXED_WORDS(TS_SLAB_MAX_PAGES)], ends[TS_MIXED_WORDS(TS_SLAB_MAX_PAGES)];
   ts_mixed_maps(c, s, used, ends);
   unsigned k = ts_class_size[s->cls] / 16, nbits = TS_MIXED_WORDS(s->npages) * 64, nforeign = 0;
-  for (unsigned i = 0; i < s->nobjs; i++) {
+  for (unsigned i = 0; i < ts_slab_nobjs(s); i++) {
     bool any = false;
     for (unsigned g = i * k; g < (i + 1) * k; g++) any |= map_bit(used, g);
     if (any) {
-      expect_true(!map_bit(s->freemap, i), "a covered slot is not free");
+      expect_true(!map_bit(ts_slab_freemap_c(s), i), "a covered slot is not free");
       (*covered)++;
     }
   }
@@ -220,9 +220,9 @@ static void check_bins_against_slabs(void) {
               expect_true(used[w] == 0 && ends[w] == 0, "slab at page %u is not mixed but its maps hold objects", p);
           }
           slabs[k]++;
-          objects[k] += s->nobjs;
+          objects[k] += ts_slab_nobjs(s);
           free_objs[k] += s->nfree;
-          pages[k] += s->npages - (unsigned)__builtin_popcount(s->purged_pages);
+          pages[k] += s->npages - (unsigned)__builtin_popcount(ts_slab_purged(s));
           p += s->npages;
         }
       }
