@@ -261,9 +261,11 @@ unsigned ts_mixed_class_nolock(ts_chunk_t *chunk, const void *p) {
 }
 
 /* Places up to want objects of class cls in slab s (of bin `bin`, whose
- * lock the caller holds); returns how many. */
+ * lock the caller holds); returns how many.  With snug, only where an
+ * object leaves no free granule after it in its run, or room for another
+ * of its size. */
 static unsigned slab_place(ts_arena_t *arena, ts_bin_t *bin, ts_chunk_t *chunk, ts_span_t *s, unsigned cls,
-                           void **out, unsigned want) {
+                           void **out, unsigned want, bool snug) {
   uint64_t avail[TS_MIXED_MAX_WORDS];
   maps_t x;
   ts_mixed_t *m = chunk->mixed[slab_head(chunk, s)];
@@ -272,6 +274,7 @@ static unsigned slab_place(ts_arena_t *arena, ts_bin_t *bin, ts_chunk_t *chunk, 
   slab_avail(s, m ? &x : NULL, avail);
   unsigned kf = granules_of(cls), ks = granules_of(s->cls);
   unsigned nbits = s->npages * (unsigned)TS_PAGE_GRANULES, n = 0, g = 0, nobjs = ts_slab_nobjs(s);
+  bool passed = false; /* a run that fits was passed over (snug) */
   uint64_t *map = ts_slab_freemap(s);
   uint32_t young = 0;
   char *base = ts_slab_base(chunk, s);
@@ -280,6 +283,11 @@ static unsigned slab_place(ts_arena_t *arena, ts_bin_t *bin, ts_chunk_t *chunk, 
     if (g + kf > nbits) break;
     unsigned gap = ts_bits_next(avail, g, nbits, false);
     if (gap < g + kf) {
+      g = gap;
+      continue;
+    }
+    if (snug && gap != g + kf && gap < g + 2 * kf) { /* it would leave a sliver */
+      passed = true;
       g = gap;
       continue;
     }
@@ -300,7 +308,7 @@ static unsigned slab_place(ts_arena_t *arena, ts_bin_t *bin, ts_chunk_t *chunk, 
     out[n++] = base + ((size_t)g << TS_GRANULE_SHIFT);
     g += kf;
   }
-  if (n < want && kf < s->room) s->room = (uint8_t)kf; /* skipped by the next fills of kf or more */
+  if (n < want && !passed && kf < s->room) s->room = (uint8_t)kf; /* skipped by the next fills of kf or more */
   if (n) {
     /* the pages used are young again; purged ones fault back in, zeroed */
     uint32_t purged = ts_slab_purged(s) & young, aged = ts_slab_aged(s) & young;
@@ -329,34 +337,44 @@ bool ts_mixed_holes(ts_arena_t *arena) {
   return slab > used && slab - used > slab >> TS_MIXED_HOLES_SHIFT && slab - used > TS_MIXED_HOLES_MIN;
 }
 
-/* Classes are tried largest first, down to those whose slots are a
- * quarter of the object: smaller slots would need many free neighbours.
+/* Host classes are tried from those whose slots are a quarter of the
+ * object up (smaller slots would need many free neighbours), in two
+ * passes: a snug one over the first TS_MIXED_SNUG_SLABS slabs, which
+ * takes only runs an object fills or leaves room for another of its size
+ * in, so that it leaves no sliver of free granules too small for it;
+ * then one that takes any run that fits (docs/ARCHITECTURE.md, Mixed
+ * slabs: redis-like refill 1.174 -> 1.169).
  * A slab with no room for objects of some size is skipped for that size
  * and larger until it gains free space (span->room), and so is a bin none
  * of whose slabs had room (bin->room): fills that find nothing do not look
  * at the same slabs again until something is freed there. */
 unsigned ts_mixed_fill(ts_arena_t *arena, unsigned cls, void **out, unsigned want) {
-  unsigned n = 0, tries = TS_MIXED_SCAN_SLABS, kf = granules_of(cls);
+  unsigned n = 0, kf = granules_of(cls);
   unsigned first = ts_size_to_class_compute((ts_class_size[cls] + 3) / 4);
-  for (unsigned c = first; c < TS_NCLASSES && ts_class_size[c] <= TS_MIXED_MAX_SIZE && n < want && tries; c++) {
-    ts_bin_t *bin = &arena->bins[c];
-    if (c == cls || kf >= TS_SW_LOAD(bin->room)) continue; /* a racy peek: only a hint */
-    if (pthread_mutex_trylock(&bin->lock) != 0) continue;
-    bool walked = true;
-    for (unsigned l = 0; l < TS_BIN_LISTS && n < want; l++) {
-      for (ts_span_t *s = bin->lists[l], *next; s && n < want; s = next) {
-        next = s->next; /* placing relists s, not next */
-        if (kf >= s->room || (ts_opt.mesh && *ts_slab_mesh(s))) continue;
-        if (!tries) {
-          walked = false;
-          break;
+  for (unsigned pass = 0; pass < 2 && n < want; pass++) {
+    bool snug = pass == 0;
+    unsigned tries = snug ? TS_MIXED_SNUG_SLABS : TS_MIXED_SCAN_SLABS;
+    for (unsigned c = first; c < TS_NCLASSES && ts_class_size[c] <= TS_MIXED_MAX_SIZE && n < want && tries; c++) {
+      ts_bin_t *bin = &arena->bins[c];
+      if (c == cls || kf >= TS_SW_LOAD(bin->room)) continue; /* a racy peek: only a hint */
+      if (pthread_mutex_trylock(&bin->lock) != 0) continue;
+      bool walked = true;
+      for (unsigned l = 0; l < TS_BIN_LISTS && n < want; l++) {
+        for (ts_span_t *s = bin->lists[l], *next; s && n < want; s = next) {
+          next = s->next; /* placing relists s, not next */
+          if (kf >= s->room || (ts_opt.mesh && *ts_slab_mesh(s))) continue;
+          if (!tries) {
+            walked = false;
+            break;
+          }
+          tries--;
+          n += slab_place(arena, bin, ts_chunk_of(s), s, cls, out + n, want - n, snug);
         }
-        tries--;
-        n += slab_place(arena, bin, ts_chunk_of(s), s, cls, out + n, want - n);
       }
+      /* a snug pass that found nothing says nothing of the room there */
+      if (!snug && walked && n < want && kf < bin->room) TS_SW_SET(bin->room, (uint8_t)kf);
+      pthread_mutex_unlock(&bin->lock);
     }
-    if (walked && n < want && kf < bin->room) TS_SW_SET(bin->room, (uint8_t)kf);
-    pthread_mutex_unlock(&bin->lock);
   }
   return n;
 }

@@ -309,6 +309,42 @@ TS_TEST(a_search_with_a_poor_yield_backs_off) {
 
 /* Placed objects sit at 16 bytes: an aligned request that the thread
  * cache would answer with one gets a slot of the class's own instead. */
+/* The snug pass: 1-page slabs of 512 bytes with runs of two free slots,
+ * which a 1 KiB object fills, and a few, searched first (sparser), with
+ * runs of three, where it would leave a 512-byte sliver.  The objects go
+ * into the runs they fill, while the snug pass finds them. */
+TS_TEST(placement_prefers_runs_an_object_fills) {
+  enum { N = 49152, SIZE = 512, SPARSE_EVERY = 384 };
+  static void *b[N];
+  for (unsigned i = 0; i < N; i++) {
+    b[i] = ts_malloc(SIZE);
+    assert_true(b[i] != NULL);
+  }
+  uintptr_t sparse[N / SPARSE_EVERY + 1];
+  unsigned nsparse = 0;
+  for (unsigned i = 0; i < N; i++) {
+    uintptr_t page = (uintptr_t)b[i] >> TS_PAGE_SHIFT;
+    unsigned slot = (unsigned)(((uintptr_t)b[i] & TS_PAGE_MASK) / SIZE);
+    bool is_sparse = page % SPARSE_EVERY == 0;
+    if (is_sparse && slot == 0) sparse[nsparse++] = page;
+    if (is_sparse ? slot % 4 != 0 : slot % 4 == 1 || slot % 4 == 2) { /* runs of 3, or of 2 */
+      ts_free(b[i]);
+      b[i] = NULL;
+    }
+  }
+  ts_purge();
+  expect_true(nsparse > 4 && nsparse < TS_MIXED_SNUG_SLABS / 2, "%u sparse pages", nsparse);
+  unsigned placed = allocate(1024, 2000), in_sparse = 0;
+  for (unsigned i = 0; i < 2000; i++)
+    for (unsigned k = 0; k < nsparse; k++) in_sparse += (uintptr_t)obj[i] >> TS_PAGE_SHIFT == sparse[k];
+  expect_true(placed > 1500, "%u of 2000 placed", placed);
+  expect_eq(in_sparse, 0);
+  release(1024, 2000);
+  for (unsigned i = 0; i < N; i++)
+    if (b[i]) ts_free(b[i]);
+  expect_no_foreign();
+}
+
 TS_TEST(aligned_requests_skip_placed_objects) {
   make_holes(768, 24 << 20); /* runs of 1536 bytes: every other one off 1024 */
   unsigned placed = allocate(1000, 4000);
@@ -607,6 +643,7 @@ int main(void) {
   ts_run(a_search_with_a_poor_yield_backs_off);
   ts_run(larger_objects_fill_the_holes_of_smaller_classes);
   ts_run(small_objects_fill_the_holes_of_larger_classes);
+  ts_run(placement_prefers_runs_an_object_fills);
   ts_run(aligned_requests_stay_aligned);
   ts_run(aligned_requests_skip_placed_objects);
   ts_run(realloc_keeps_or_moves_placed_objects);

@@ -156,10 +156,31 @@ TS_TEST(free_pages_inside_a_slab_age_before_a_tick_purges_them) {
   ts_arena_run_free(chunk, (unsigned)(s - chunk->spans));
 }
 
+/* Page masks in a chunk's per-page bitmaps, for runs that cross a word
+ * (purged_map, aged_map): each bit lands on its page, and its neighbours'
+ * bits stay as they were. */
+TS_TEST(page_masks_across_map_words) {
+  uint64_t map[4] = {0, 0, ~0ull, 0};
+  ts_pagebits_change(map, 60, 0xFFFF, true); /* pages 60 .. 75 */
+  expect_eq(map[0], 0xFull << 60);
+  expect_eq(map[1], 0xFFFull);
+  expect_eq(ts_pagebits_get(map, 60, 16), 0xFFFF);
+  expect_eq(ts_pagebits_get(map, 59, 3), 0x6);
+  ts_pagebits_change(map, 62, 0x5, false); /* pages 62 and 64 */
+  expect_eq(ts_pagebits_get(map, 60, 16), 0xFFFF & ~0x14u);
+  expect_eq(map[0], 0xBull << 60);
+  ts_pagebits_change(map, 128, 0x3, false); /* a whole word of others: two bits go */
+  expect_eq(map[2], ~0x3ull);
+  expect_eq(ts_pagebits_get(map, 120, 16), 0xFC00);
+  ts_pagebits_change(map, 0, 0x1, true);
+  expect_eq(map[0] & 1, 1);
+}
+
 int main(void) {
   ts_init_slow();
   ts_opt.background_thread = false; /* exact bin and arena states: no purger */
   ts_run(take_put_bookkeeping);
+  ts_run(page_masks_across_map_words);
   ts_run(lone_slots_are_taken_alone);
   ts_run(free_pages_inside_a_slab_are_purged);
   ts_run(free_pages_inside_a_slab_age_before_a_tick_purges_them);
