@@ -265,7 +265,7 @@ unsigned ts_mixed_class_nolock(ts_chunk_t *chunk, const void *p) {
  * object leaves no free granule after it in its run, or room for another
  * of its size. */
 static unsigned slab_place(ts_arena_t *arena, ts_bin_t *bin, ts_chunk_t *chunk, ts_span_t *s, unsigned cls,
-                           void **out, unsigned want, bool snug) {
+                           void **out, unsigned want, bool snug, bool *fits_left_out) {
   uint64_t avail[TS_MIXED_MAX_WORDS];
   maps_t x;
   ts_mixed_t *m = chunk->mixed[slab_head(chunk, s)];
@@ -274,7 +274,7 @@ static unsigned slab_place(ts_arena_t *arena, ts_bin_t *bin, ts_chunk_t *chunk, 
   slab_avail(s, m ? &x : NULL, avail);
   unsigned kf = granules_of(cls), ks = granules_of(s->cls);
   unsigned nbits = s->npages * (unsigned)TS_PAGE_GRANULES, n = 0, g = 0, nobjs = ts_slab_nobjs(s);
-  bool passed = false; /* a run that fits was passed over (snug) */
+  bool fits_left = false; /* a run that fits is left: passed over (snug), or no memory for the record */
   uint64_t *map = ts_slab_freemap(s);
   uint32_t young = 0;
   char *base = ts_slab_base(chunk, s);
@@ -287,13 +287,16 @@ static unsigned slab_place(ts_arena_t *arena, ts_bin_t *bin, ts_chunk_t *chunk, 
       continue;
     }
     if (snug && gap != g + kf && gap < g + 2 * kf) { /* it would leave a sliver */
-      passed = true;
+      fits_left = true;
       g = gap;
       continue;
     }
     /* the first object placed: a record if the slab has none, and the
      * code that sends its frees here if it hosted nothing */
-    if (n == 0 && !(m = slab_maps(chunk, s))) break;
+    if (n == 0 && !(m = slab_maps(chunk, s))) {
+      fits_left = true;
+      break;
+    }
     bits_fill(avail, g, kf, false);
     bits_fill(x.used, g, kf, true);
     bits_fill(x.ends, g + kf - 1, 1, true);
@@ -308,7 +311,8 @@ static unsigned slab_place(ts_arena_t *arena, ts_bin_t *bin, ts_chunk_t *chunk, 
     out[n++] = base + ((size_t)g << TS_GRANULE_SHIFT);
     g += kf;
   }
-  if (n < want && !passed && kf < s->room) s->room = (uint8_t)kf; /* skipped by the next fills of kf or more */
+  if (n < want && !fits_left && kf < s->room) s->room = (uint8_t)kf; /* skipped by the next fills of kf or more */
+  *fits_left_out |= fits_left;
   if (n) {
     /* the pages used are young again; purged ones fault back in, zeroed */
     uint32_t purged = ts_slab_purged(s) & young, aged = ts_slab_aged(s) & young;
@@ -343,7 +347,7 @@ bool ts_mixed_holes(ts_arena_t *arena) {
  * takes only runs an object fills or leaves room for another of its size
  * in, so that it leaves no sliver of free granules too small for it;
  * then one that takes any run that fits (docs/ARCHITECTURE.md, Mixed
- * slabs: redis-like refill 1.174 -> 1.169).
+ * slabs: redis-like refill 1.174 -> 1.168).
  * A slab with no room for objects of some size is skipped for that size
  * and larger until it gains free space (span->room), and so is a bin none
  * of whose slabs had room (bin->room): fills that find nothing do not look
@@ -358,7 +362,7 @@ unsigned ts_mixed_fill(ts_arena_t *arena, unsigned cls, void **out, unsigned wan
       ts_bin_t *bin = &arena->bins[c];
       if (c == cls || kf >= TS_SW_LOAD(bin->room)) continue; /* a racy peek: only a hint */
       if (pthread_mutex_trylock(&bin->lock) != 0) continue;
-      bool walked = true;
+      bool walked = true, fits_left = false;
       for (unsigned l = 0; l < TS_BIN_LISTS && n < want; l++) {
         for (ts_span_t *s = bin->lists[l], *next; s && n < want; s = next) {
           next = s->next; /* placing relists s, not next */
@@ -368,11 +372,11 @@ unsigned ts_mixed_fill(ts_arena_t *arena, unsigned cls, void **out, unsigned wan
             break;
           }
           tries--;
-          n += slab_place(arena, bin, ts_chunk_of(s), s, cls, out + n, want - n, snug);
+          n += slab_place(arena, bin, ts_chunk_of(s), s, cls, out + n, want - n, snug, &fits_left);
         }
       }
-      /* a snug pass that found nothing says nothing of the room there */
-      if (!snug && walked && n < want && kf < bin->room) TS_SW_SET(bin->room, (uint8_t)kf);
+      /* no slab of the bin has a run that fits (none passed over) */
+      if (walked && !fits_left && n < want && kf < bin->room) TS_SW_SET(bin->room, (uint8_t)kf);
       pthread_mutex_unlock(&bin->lock);
     }
   }

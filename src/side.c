@@ -11,7 +11,8 @@
  * Invariants (stats_exact):
  *   every page p of a slab has ts_chunk_sides(chunk)[p] == the slab's side
  *   array, from ts_side_attach() until ts_side_detach() when its run is freed;
- *   meta.used_bytes == bytes of side arrays attached.
+ *   meta.used_bytes == bytes of side arrays attached, of the bitmaps of
+ *   slabs of more than 64 objects (slab.c) and of mixed slabs' records.
  * A page meshed into another slab (mesh.c) keeps its own side array: the
  * slack of an object stays with its address, whichever physical page
  * holds it.

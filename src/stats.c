@@ -112,7 +112,8 @@ ts_tag_t ts_tag_of_block(const void *p) {
   if (ts_window_kind((uintptr_t)p) != TS_WINDOW_CHUNK) return (ts_tag_t)ts_huge_header(p)->tag;
   ts_chunk_t *c = ts_chunk_of(p);
   unsigned page = ts_chunk_page_of(p), code = ts_chunk_block_code(c, page);
-  if (code >= TS_NCLASSES) return (ts_tag_t)c->spans[page].tag;
+  if (code == TS_PAGE_LARGE || code == TS_PAGE_CACHED) return (ts_tag_t)c->spans[page].tag;
+  if (code >= TS_NCLASSES) return TS_TAG_NONE; /* mixed and medium pages: tags turn both off */
   unsigned i;
   ts_side_t *s = ts_side_find(p, code, &i);
   return s ? ts_side_tags(s)[i] : TS_TAG_NONE;
