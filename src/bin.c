@@ -202,7 +202,7 @@ unsigned ts_bin_fill_own(ts_arena_t *arena, unsigned cls, void **out, unsigned w
 
 /* The slab's used objects, as a bitmap. */
 static void slab_used(const ts_span_t *s, uint64_t *used) {
-  const uint64_t *map = ts_slab_freemap_c(s);
+  const uint64_t *map = ts_slab_freemap(s);
   for (unsigned w = 0; w < TS_SLAB_MAP_WORDS; w++) used[w] = w < ts_slab_map_words(s) ? ~map[w] : 0;
   for (unsigned i = ts_slab_nobjs(s); i < TS_SLAB_MAP_WORDS * 64; i++) used[i >> 6] &= ~(1ull << (i & 63));
 }

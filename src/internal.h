@@ -151,6 +151,9 @@ bool ts_run_grow(ts_arena_t *arena, ts_chunk_t *chunk, unsigned head, unsigned o
 /* ---- slab.c: objects of one class inside a run ---- */
 bool ts_slab_init(ts_chunk_t *chunk, unsigned head, unsigned cls); /* false: out of memory */
 void ts_slab_fini(ts_chunk_t *chunk, ts_span_t *slab); /* its run is being freed */
+/* Pages of the slab (mask: bit i is page i) that objects lie on again:
+ * young again, and no longer purged; returns how many were purged. */
+unsigned ts_slab_pages_in_use(const ts_span_t *slab, uint32_t mask);
 unsigned ts_slab_take(ts_chunk_t *chunk, ts_span_t *slab, void **out, unsigned want);
 unsigned ts_slab_take_lone(ts_chunk_t *chunk, ts_span_t *slab, void **out, unsigned want);
 /* Returns the object's index, or -1 (interior/invalid pointer), -2 (double free). */
@@ -162,9 +165,8 @@ TS_INLINE void *ts_slab_base(ts_chunk_t *chunk, const ts_span_t *slab) {
 TS_INLINE unsigned ts_slab_nobjs(const ts_span_t *s) { return ts_class_slab_objs[s->cls]; }
 /* Whether a slab of class cls keeps its freemap out of its span. */
 TS_INLINE bool ts_slab_map_ext(unsigned cls) { return ts_class_slab_objs[cls] > 64; }
-TS_INLINE uint64_t *ts_slab_freemap(ts_span_t *s) { return ts_slab_map_ext(s->cls) ? s->map.ext : &s->map.word; }
-TS_INLINE const uint64_t *ts_slab_freemap_c(const ts_span_t *s) {
-  return ts_slab_map_ext(s->cls) ? s->map.ext : &s->map.word;
+TS_INLINE uint64_t *ts_slab_freemap(const ts_span_t *s) {
+  return ts_slab_map_ext(s->cls) ? s->map.ext : (uint64_t *)(uintptr_t)&s->map.word;
 }
 TS_INLINE unsigned ts_slab_map_words(const ts_span_t *s) { return (ts_slab_nobjs(s) + 63) / 64; }
 

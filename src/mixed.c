@@ -205,7 +205,7 @@ static void slab_avail(const ts_span_t *s, const maps_t *x, uint64_t *avail) {
   /* every granule no placed object uses, then less the slots in use by
    * the slab's own objects (bit clear, no placed granule) */
   for (unsigned w = 0; w < nw; w++) avail[w] = x ? ~x->used[w] : ~0ull;
-  const uint64_t *map = ts_slab_freemap_c(s);
+  const uint64_t *map = ts_slab_freemap(s);
   unsigned nobjs = ts_slab_nobjs(s);
   for (unsigned wi = 0; wi * 64 < nobjs; wi++) {
     uint64_t in_use = ~map[wi];
@@ -295,7 +295,7 @@ static unsigned slab_place(ts_arena_t *arena, ts_bin_t *bin, ts_chunk_t *chunk, 
   unsigned nbits = s->npages * (unsigned)TS_PAGE_GRANULES, n = 0, g = 0, nobjs = ts_slab_nobjs(s);
   bool fits_left = false; /* a run that fits is left: passed over (snug), or no memory for the record */
   uint64_t *map = ts_slab_freemap(s);
-  uint32_t young = 0;
+  uint32_t pages = 0; /* the slab's pages the placed objects lie on */
   char *base = ts_slab_base(chunk, s);
   while (n < want) {
     g = ts_bits_next(avail, g, nbits, true);
@@ -326,20 +326,14 @@ static unsigned slab_place(ts_arena_t *arena, ts_bin_t *bin, ts_chunk_t *chunk, 
       TS_SW_ADD(bin->free_objs, (uint64_t)-1);
       TS_SW_ADD(bin->covered, 1);
     }
-    for (unsigned pg = g / TS_PAGE_GRANULES; pg <= (g + kf - 1) / TS_PAGE_GRANULES; pg++) young |= 1u << pg;
+    for (unsigned pg = g / TS_PAGE_GRANULES; pg <= (g + kf - 1) / TS_PAGE_GRANULES; pg++) pages |= 1u << pg;
     out[n++] = base + ((size_t)g << TS_GRANULE_SHIFT);
     g += kf;
   }
   if (n < want && !fits_left && kf < s->room) s->room = (uint8_t)kf; /* skipped by the next fills of kf or more */
   *fits_left_out |= fits_left;
   if (n) {
-    /* the pages used are young again; purged ones fault back in, zeroed */
-    uint32_t purged = ts_slab_purged(s) & young, aged = ts_slab_aged(s) & young;
-    if (aged) ts_slab_set_aged(s, aged, false);
-    if (purged) {
-      ts_slab_set_purged(s, purged, false);
-      TS_SW_ADD(bin->pages, (unsigned)__builtin_popcount(purged));
-    }
+    TS_SW_ADD(bin->pages, ts_slab_pages_in_use(s, pages));
     maps_store(chunk, s, m, &x);
     TS_SW_ADD(bin->hosted, (uint64_t)n * ts_class_size[cls]);
     atomic_fetch_add_explicit(&arena->foreign_objs[cls], n, memory_order_relaxed);

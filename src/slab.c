@@ -34,10 +34,7 @@ bool ts_slab_init(ts_chunk_t *chunk, unsigned head, unsigned cls) {
   s->list = TS_BIN_NOLIST;
   s->nfree = (uint16_t)nobjs;
   s->room = TS_ROOM_UNKNOWN;
-  s->next = s->prev = NULL;
-  uint32_t pages = (uint32_t)((1ull << s->npages) - 1);
-  ts_slab_set_purged(s, pages, false);
-  ts_slab_set_aged(s, pages, false);
+  s->next = s->prev = NULL; /* its pages' purged and aged bits are clear (ts_slab_fini) */
   memset(map, 0, (nobjs + 63) / 64 * sizeof(uint64_t));
   for (unsigned w = 0; w < nobjs / 64; w++) map[w] = ~0ull;
   if (nobjs % 64) map[nobjs / 64] = (1ull << (nobjs % 64)) - 1;
@@ -48,10 +45,20 @@ bool ts_slab_init(ts_chunk_t *chunk, unsigned head, unsigned cls) {
   return true;
 }
 
+/* Leaves the slab's pages' purged and aged bits clear for the next run
+ * there (the chunk's bitmaps start zeroed). */
 void ts_slab_fini(ts_chunk_t *chunk, ts_span_t *s) {
+  uint32_t pages = (uint32_t)((1ull << s->npages) - 1);
   if (ts_slab_map_ext(s->cls)) ts_meta_free(&chunk->arena->meta, s->map.ext, TS_SLAB_EXT_BYTES);
-  ts_slab_set_purged(s, (uint32_t)((1ull << s->npages) - 1), false);
-  ts_slab_set_aged(s, (uint32_t)((1ull << s->npages) - 1), false);
+  ts_slab_set_purged(s, pages, false);
+  ts_slab_set_aged(s, pages, false);
+}
+
+unsigned ts_slab_pages_in_use(const ts_span_t *s, uint32_t mask) {
+  uint32_t purged = ts_slab_purged(s) & mask, aged = ts_slab_aged(s) & mask;
+  if (aged) ts_slab_set_aged(s, aged, false);
+  if (purged) ts_slab_set_purged(s, purged, false); /* it faults back in, zeroed */
+  return (unsigned)__builtin_popcount(purged);
 }
 
 /* Takes up to want of the free objects whose bits are set in pick (a
@@ -72,17 +79,14 @@ static unsigned slab_take_from(ts_chunk_t *chunk, ts_span_t *slab, const uint64_
     map[w] &= ~taken;
   }
   slab->nfree = (uint16_t)(slab->nfree - n);
-  uint32_t purged = ts_slab_purged(slab), aged = ts_slab_aged(slab);
-  if ((purged | aged) && n) {
-    /* the pages these objects lie on are in use again, and young */
-    uint32_t mask = 0;
+  if (n && (ts_slab_purged(slab) | ts_slab_aged(slab))) {
+    uint32_t mask = 0; /* the pages these objects lie on */
     for (unsigned k = 0; k < n; k++) {
       size_t off = (size_t)((char *)out[k] - base);
       unsigned first = (unsigned)(off >> TS_PAGE_SHIFT), last = (unsigned)((off + size - 1) >> TS_PAGE_SHIFT);
       mask |= ((2u << last) - 1) & ~((1u << first) - 1);
     }
-    if (purged & mask) ts_slab_set_purged(slab, purged & mask, false);
-    if (aged & mask) ts_slab_set_aged(slab, aged & mask, false);
+    ts_slab_pages_in_use(slab, mask);
   }
   return n;
 }
@@ -113,7 +117,7 @@ unsigned ts_slab_take_lone(ts_chunk_t *chunk, ts_span_t *slab, void **out, unsig
  * returns the pages purged.  Bytes past the last object (the tail) count
  * as free.  With aged_only (the purger's ticks), only the pages the
  * previous call found free too, with no object taken from them since
- * (aged_pages); the others found free are aged for the next call.  A page
+ * (the chunk's aged_map); the others found free are aged for the next call.  A page
  * is then purged between one and two ticks after it became free, as free
  * runs are (chunk.c: young_map), not at once. */
 size_t ts_slab_purge_free_pages(ts_chunk_t *chunk, ts_span_t *slab, bool aged_only) {

@@ -155,7 +155,7 @@ typedef struct ts_chunk_s ts_chunk_t;
  * objects handed to thread caches count as allocated.
  * For a large run in use: map.word is the bytes requested, tag its tag.
  * 32 bytes, two to a cache line: the span array is most of a chunk
- * header's resident pages (docs/ARCHITECTURE.md, Spans of 32 bytes). */
+ * header's resident pages (docs/ARCHITECTURE.md, Mixed slabs: Spans of 32 bytes). */
 typedef struct ts_span_s {
   struct ts_span_s *next; /* bin list links; a free run: its index list (run.c) */
   struct ts_span_s *prev;

@@ -99,7 +99,7 @@ static void count_mixed(ts_chunk_t *c, const ts_span_t *s, const ts_mixed_t *m, 
     bool any = false;
     for (unsigned g = i * k; g < (i + 1) * k; g++) any |= map_bit(used, g);
     if (any) {
-      expect_true(!map_bit(ts_slab_freemap_c(s), i), "a covered slot is not free");
+      expect_true(!map_bit(ts_slab_freemap(s), i), "a covered slot is not free");
       (*covered)++;
     }
   }
