@@ -311,7 +311,7 @@ size_t ts_bin_mesh(ts_arena_t *arena, unsigned cls) {
   for (unsigned l = 0; l < 2; l++) /* slabs up to half used; only the sparser quarter moves */
     for (ts_span_t *s = bin->lists[l]; s && n < TS_MESH_CANDIDATES; s = s->next) {
       if (*ts_slab_mesh(s) && ts_mesh_group(*ts_slab_mesh(s))->fpage == TS_MESH_PRIVATE) continue;
-      if (ts_chunk_of(s)->mixed[s - ts_chunk_of(s)->spans]) continue; /* has hosted other classes' objects */
+      if (ts_chunk_mixed(ts_chunk_of(s), (unsigned)(s - ts_chunk_of(s)->spans))) continue; /* has hosted other classes' objects */
       slab_used(s, used[n]);
       cand[n++] = s;
     }

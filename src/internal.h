@@ -392,6 +392,11 @@ typedef struct ts_options_s {
 } ts_options_t;
 extern ts_options_t ts_opt;
 void ts_options_init(void);
+/* The record of the slab whose head page is head, NULL when it has none;
+ * never the side arrays that share its storage (types.h). */
+TS_INLINE struct ts_mixed_s *ts_chunk_mixed(const ts_chunk_t *c, unsigned head) {
+  return ts_mixed_on() ? c->mixed[head] : NULL;
+}
 
 /* ---- purge.c: returning free pages to the OS ---- */
 size_t ts_purge_dirty_pages(void);               /* over all arenas; takes their locks */

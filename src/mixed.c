@@ -187,13 +187,13 @@ static unsigned map_next(ts_chunk_t *chunk, const ts_span_t *s, ts_mixed_t *m, u
 
 
 bool ts_mixed_slot_covered(ts_chunk_t *chunk, const ts_span_t *s, unsigned i) {
-  ts_mixed_t *m = chunk->mixed[slab_head(chunk, s)];
+  ts_mixed_t *m = ts_chunk_mixed(chunk, slab_head(chunk, s));
   unsigned k = granules_of(s->cls);
   return m && map_any(chunk, s, m, MAP_USED, i * k, k);
 }
 
 bool ts_mixed_page_used(ts_chunk_t *chunk, const ts_span_t *s, unsigned pg) {
-  ts_mixed_t *m = chunk->mixed[slab_head(chunk, s)];
+  ts_mixed_t *m = ts_chunk_mixed(chunk, slab_head(chunk, s));
   return m && map_any(chunk, s, m, MAP_USED, pg * (unsigned)TS_PAGE_GRANULES, (unsigned)TS_PAGE_GRANULES);
 }
 
@@ -243,7 +243,7 @@ static void slab_maps_idle(ts_chunk_t *chunk, ts_span_t *s) {
 }
 
 void ts_mixed_forget(ts_chunk_t *chunk, unsigned head) {
-  ts_mixed_t *m = chunk->mixed[head];
+  ts_mixed_t *m = ts_chunk_mixed(chunk, head);
   if (!m) return;
   chunk->mixed[head] = NULL;
   ts_meta_free(&chunk->arena->meta, m, TS_MIXED_RECORD_BYTES(chunk->spans[head].npages));

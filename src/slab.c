@@ -172,7 +172,7 @@ int ts_slab_put(ts_chunk_t *chunk, ts_span_t *slab, void *p) {
   if (TS_UNLIKELY((size_t)i * ts_class_size[cls] != off || i >= ts_slab_nobjs(slab))) return -1;
   uint64_t bit = 1ull << (i & 63), *map = ts_slab_freemap(slab);
   if (TS_UNLIKELY(map[i >> 6] & bit)) return -2;
-  if (TS_UNLIKELY(chunk->mixed[slab - chunk->spans] != NULL) && ts_mixed_slot_covered(chunk, slab, i))
+  if (TS_UNLIKELY(ts_chunk_mixed(chunk, (unsigned)(slab - chunk->spans)) != NULL) && ts_mixed_slot_covered(chunk, slab, i))
     return -1; /* objects of other classes lie there (mixed.c) */
   map[i >> 6] |= bit;
   slab->nfree++;

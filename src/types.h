@@ -207,10 +207,15 @@ struct ts_chunk_s {
   /* side arrays: TS_CHUNK_PAGES pointers at a per-chunk offset like the
    * codes (ts_chunk_sides()); entry p is the side array of the slab holding
    * page p (side.c), set for every page of a slab */
-  struct ts_side_s *side_area[TS_CHUNK_PAGES + TS_CHUNK_COLORS * 8];
   /* mixed[h]: the granule maps of the slab whose head page is h while it
-   * holds objects of other classes (mixed.c), else NULL */
-  struct ts_mixed_s *mixed[TS_CHUNK_PAGES];
+   * holds objects of other classes (mixed.c), else NULL; read through
+   * ts_chunk_mixed().  Mixed slabs are off with stats_exact, the only
+   * user of side arrays, so the two share their storage: 8 KiB of every
+   * chunk's resident header. */
+  union {
+    struct ts_side_s *side_area[TS_CHUNK_PAGES + TS_CHUNK_COLORS * 8];
+    struct ts_mixed_s *mixed[TS_CHUNK_PAGES];
+  };
   /* a slab's pages: bit p set <=> page p holds only free objects and was
    * purged (purged_map), or the last purger tick found it so and none was
    * taken since (aged_map); written under the slab's bin lock, with atomic

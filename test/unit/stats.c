@@ -207,9 +207,14 @@ static void check_bins_against_slabs(void) {
           mregions++;
           p += TS_MEDIUM_REGION_PAGES;
         } else {
-          const ts_mixed_t *m = c->mixed[p];
+          const ts_mixed_t *m = ts_chunk_mixed(c, p);
           expect_true(s->is_slab && (codes[p] == TS_PAGE_MIXED ? m != NULL : codes[p] < TS_NCLASSES),
                       "page %u of chunk %p: code %u", p, (void *)c, codes[p]);
+          /* stats_exact: every page of a slab names its side array, in the
+           * storage mixed records share, and no slab has a record */
+          if (ts_opt.stats_exact)
+            for (unsigned q = p; q < p + s->npages; q++)
+              expect_true(ts_chunk_sides(c)[q] != NULL && m == NULL, "page %u of chunk %p: no side array", q, (void *)c);
           unsigned k = s->cls;
           if (codes[p] == TS_PAGE_MIXED) {
             count_mixed(c, s, m, &covered[k], &hosted[k], foreign);
