@@ -395,7 +395,7 @@ void ts_options_init(void);
 /* The record of the slab whose head page is head, NULL when it has none;
  * never the side arrays that share its storage (types.h). */
 TS_INLINE struct ts_mixed_s *ts_chunk_mixed(const ts_chunk_t *c, unsigned head) {
-  return ts_mixed_on() ? c->mixed[head] : NULL;
+  return ts_mixed_on() && __atomic_load_n(&c->has_mixed, __ATOMIC_RELAXED) ? c->mixed[head] : NULL;
 }
 
 /* ---- purge.c: returning free pages to the OS ---- */

@@ -125,7 +125,7 @@ static void maps_store(ts_chunk_t *chunk, const ts_span_t *s, ts_mixed_t *m, con
 
 void ts_mixed_maps(ts_chunk_t *chunk, const ts_span_t *s, uint64_t *used, uint64_t *ends) {
   maps_t x;
-  maps_load(chunk, s, chunk->mixed[slab_head(chunk, s)], &x);
+  maps_load(chunk, s, ts_chunk_mixed(chunk, slab_head(chunk, s)), &x);
   memcpy(used, x.used, TS_MIXED_WORDS(s->npages) * sizeof(uint64_t));
   memcpy(ends, x.ends, TS_MIXED_WORDS(s->npages) * sizeof(uint64_t));
 }
@@ -224,8 +224,9 @@ static void slab_avail(const ts_span_t *s, const maps_t *x, uint64_t *avail) {
  * anything.  NULL when out of memory. */
 static ts_mixed_t *slab_maps(ts_chunk_t *chunk, ts_span_t *s) {
   unsigned head = slab_head(chunk, s);
-  ts_mixed_t *m = chunk->mixed[head];
+  ts_mixed_t *m = ts_chunk_mixed(chunk, head);
   if (!m) {
+    __atomic_store_n(&chunk->has_mixed, 1u, __ATOMIC_RELAXED);
     if (!(m = ts_meta_alloc(&chunk->arena->meta, TS_MIXED_RECORD_BYTES(s->npages)))) return NULL;
     memset(m, 0, TS_MIXED_RECORD_BYTES(s->npages));
     for (unsigned pg = 1; pg < s->npages; pg++) memset(used_words(chunk, s, m, pg), 0, 4 * sizeof(uint64_t));
@@ -287,7 +288,7 @@ static unsigned slab_place(ts_arena_t *arena, ts_bin_t *bin, ts_chunk_t *chunk, 
                            void **out, unsigned want, bool snug, bool *fits_left_out) {
   uint64_t avail[TS_MIXED_MAX_WORDS];
   maps_t x;
-  ts_mixed_t *m = chunk->mixed[slab_head(chunk, s)];
+  ts_mixed_t *m = ts_chunk_mixed(chunk, slab_head(chunk, s));
   if (m) maps_load(chunk, s, m, &x);
   else memset(&x, 0, sizeof x);
   slab_avail(s, m ? &x : NULL, avail);

@@ -201,6 +201,7 @@ struct ts_chunk_s {
   uint8_t page_code_area[TS_CHUNK_PAGES + TS_CHUNK_COLORS * 64];
   uint16_t page_head[TS_CHUNK_PAGES];
   uint32_t dirty_pages;        /* popcount(dirty_map) */
+  uint32_t has_mixed;          /* some slab here got a mixed record: mixed[] may be read (relaxed atomic) */
   uint64_t free_map[TS_CHUNK_PAGES / 64];  /* bit set: page free */
   uint64_t dirty_map[TS_CHUNK_PAGES / 64]; /* free and maybe resident: dirty subset of free */
   uint64_t young_map[TS_CHUNK_PAGES / 64]; /* dirtied since the last purger tick: subset of dirty */
@@ -209,9 +210,11 @@ struct ts_chunk_s {
    * page p (side.c), set for every page of a slab */
   /* mixed[h]: the granule maps of the slab whose head page is h while it
    * holds objects of other classes (mixed.c), else NULL; read through
-   * ts_chunk_mixed().  Mixed slabs are off with stats_exact, the only
-   * user of side arrays, so the two share their storage: 8 KiB of every
-   * chunk's resident header. */
+   * ts_chunk_mixed(), which reads nothing here until has_mixed is set
+   * (a read of a page never written maps the kernel's zero page, which
+   * mincore, and so the ledger, would count as resident).  Mixed slabs
+   * are off with stats_exact, the only user of side arrays, so the two
+   * share their storage. */
   union {
     struct ts_side_s *side_area[TS_CHUNK_PAGES + TS_CHUNK_COLORS * 8];
     struct ts_mixed_s *mixed[TS_CHUNK_PAGES];

@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -633,11 +634,40 @@ TS_TEST(the_option_keeps_classes_apart) {
   expect_no_foreign();
 }
 
+/* A chunk none of whose slabs ever hosted a placed object has never read
+ * its mixed pointers: a read of a page never written maps the kernel's
+ * zero page, which mincore (the ledger's residency) counts as resident
+ * and RSS does not.  Slab runs freed (ts_purge releases the spare slabs)
+ * used to read them for every run. */
+TS_TEST(chunks_that_host_nothing_leave_their_mixed_pointers_untouched) {
+  static void *blocks[3][2000];
+  static const size_t sizes[3] = { 64, 512, 4096 };
+  for (unsigned k = 0; k < 3; k++)
+    for (unsigned i = 0; i < 2000; i++) assert_true((blocks[k][i] = ts_malloc(sizes[k])) != NULL);
+  for (unsigned k = 0; k < 3; k++) /* the last of each kept: their chunk stays */
+    for (unsigned i = 0; i < 1999; i++) ts_free(blocks[k][i]);
+  ts_purge();
+  unsigned checked = 0;
+  for (ts_chunk_t *c = ts_thread_arena()->chunks; c; c = c->next) {
+    if (__atomic_load_n(&c->has_mixed, __ATOMIC_RELAXED)) continue;
+    uintptr_t lo = ((uintptr_t)&c->mixed[0] + TS_PAGE_SIZE - 1) & ~(uintptr_t)(TS_PAGE_SIZE - 1);
+    uintptr_t hi = (uintptr_t)&c->mixed[TS_CHUNK_PAGES] & ~(uintptr_t)(TS_PAGE_SIZE - 1);
+    unsigned char v[TS_CHUNK_PAGES * sizeof(void *) / TS_PAGE_SIZE];
+    assert_true(hi > lo && mincore((void *)lo, hi - lo, v) == 0);
+    for (unsigned i = 0; i < (hi - lo) / TS_PAGE_SIZE; i++)
+      expect_true(!(v[i] & 1), "chunk %p: page %u of its mixed pointers is resident", (void *)c, i);
+    checked++;
+  }
+  expect_true(checked > 0, "no chunk without placed objects to check");
+  for (unsigned k = 0; k < 3; k++) ts_free(blocks[k][1999]);
+}
+
 int main(void) {
   if (!ts_opt.mixed_slabs || ts_opt.stats_exact) {
     printf("  skip: mixed slabs are off (TESSERA_CONF)\n");
     return 77;
   }
+  ts_run(chunks_that_host_nothing_leave_their_mixed_pointers_untouched); /* first: before any placement */
   ts_run(a_bin_with_holes_refills_from_lone_slots_first);
   ts_run(a_search_for_lone_slots_that_finds_none_backs_off);
   ts_run(a_search_with_a_poor_yield_backs_off);
