@@ -205,6 +205,14 @@ struct ts_chunk_s {
   uint64_t free_map[TS_CHUNK_PAGES / 64];  /* bit set: page free */
   uint64_t dirty_map[TS_CHUNK_PAGES / 64]; /* free and maybe resident: dirty subset of free */
   uint64_t young_map[TS_CHUNK_PAGES / 64]; /* dirtied since the last purger tick: subset of dirty */
+  /* a slab's pages: bit p set <=> page p holds only free objects and was
+   * purged (purged_map), or the last purger tick found it so and none was
+   * taken since (aged_map); written under the slab's bin lock, with atomic
+   * read-modify-writes, as slabs of other bins share the words; next to
+   * the other maps, so that the pages after them hold only what a chunk
+   * may never touch (side arrays, mesh groups) */
+  uint64_t purged_map[TS_CHUNK_PAGES / 64];
+  uint64_t aged_map[TS_CHUNK_PAGES / 64];
   /* side arrays: TS_CHUNK_PAGES pointers at a per-chunk offset like the
    * codes (ts_chunk_sides()); entry p is the side array of the slab holding
    * page p (side.c), set for every page of a slab */
@@ -219,12 +227,6 @@ struct ts_chunk_s {
     struct ts_side_s *side_area[TS_CHUNK_PAGES + TS_CHUNK_COLORS * 8];
     struct ts_mixed_s *mixed[TS_CHUNK_PAGES];
   };
-  /* a slab's pages: bit p set <=> page p holds only free objects and was
-   * purged (purged_map), or the last purger tick found it so and none was
-   * taken since (aged_map); written under the slab's bin lock, with atomic
-   * read-modify-writes, as slabs of other bins share the words */
-  uint64_t purged_map[TS_CHUNK_PAGES / 64];
-  uint64_t aged_map[TS_CHUNK_PAGES / 64];
   uint16_t mesh_group[TS_CHUNK_PAGES]; /* a slab's mesh group (mesh.c) at its head page, 0 if none */
   ts_span_t spans[TS_CHUNK_PAGES];
 };
