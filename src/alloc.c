@@ -77,6 +77,13 @@ static void *alloc_large(size_t size, size_t alignment, size_t requested) {
   }
   if (!p) return alloc_fail();
   ts_acct_large_alloc(ts_stats_here(), p, requested);
+  if (size > TS_LIFE_MIN_SIZE && size <= TS_MEDIUM_MAX_SIZE && ts_medium_auto()) {
+    ts_tcache_t *tc = ts_tcache_claim();
+    if (tc) {
+      ts_tcache_life_born(tc, p);
+      ts_tcache_leave(tc);
+    }
+  }
   return p;
 }
 
@@ -85,13 +92,21 @@ static void *alloc_medium(size_t size) {
   ts_arena_t *arena = ts_thread_arena();
   void *p = arena ? ts_medium_alloc(arena, size) : NULL;
   if (!p) return alloc_fail();
+  if (ts_medium_auto()) {
+    ts_tcache_t *tc = ts_tcache_claim();
+    if (tc) {
+      ts_tcache_life_born(tc, p);
+      ts_tcache_leave(tc);
+    }
+  }
   ts_tstats_t *st = ts_stats_here();
   ts_cnt_add(st == &ts_stats_orphan, &st->nmalloc, 1);
   return p;
 }
 
 static TS_NOINLINE void *alloc_slow(size_t size) {
-  if (ts_medium_size(size)) return alloc_medium(size);
+  if (ts_medium_range(size) && ts_medium_auto()) (void)ts_thread_tcache(); /* a new thread's mode first */
+  if (ts_medium_wanted(size)) return alloc_medium(size);
   /* computed, not looked up: the table may not be built yet */
   if (size <= TS_SMALL_MAX) return alloc_class(ts_size_to_class_compute(size), size);
   if (size <= TS_LARGE_MAX) return alloc_large(size, 0, size);
@@ -142,6 +157,7 @@ static void free_medium(ts_chunk_t *chunk, void *p, const char *fn) {
       ts_fatal("%s(): double free of %p (size %zu)", fn, p, bytes);
     }
   ts_cnt_add(false, &tc->stats.nfree, 1);
+  if (ts_medium_auto()) ts_tcache_life_died(tc, p);
   tc->medium_pending[n] = p;
   TS_SW_SET(tc->medium_npending, n + 1);
   TS_SW_ADD(tc->medium_pending_bytes, bytes);
@@ -196,6 +212,9 @@ void ts_free_slow(void *p, const char *fn) {
       ts_acct_large_free(ts_stats_here(), chunk, page);
       ts_tcache_t *tc = ts_tcache_claim();
       if (tc) {
+        unsigned np = chunk->spans[page].npages;
+        if (np > (TS_LIFE_MIN_SIZE >> TS_PAGE_SHIFT) && np <= (TS_MEDIUM_MAX_SIZE >> TS_PAGE_SHIFT) && ts_medium_auto())
+          ts_tcache_life_died(tc, p);
         bool cached = ts_tcache_large_push(tc, p, chunk->spans[page].npages);
         ts_tcache_leave(tc);
         if (cached) {
@@ -369,7 +388,9 @@ static void *alloc_aligned(size_t alignment, size_t size) {
   if (alignment <= TS_MIN_ALIGN_BYTES) return ts_malloc(size);
   if (size > TS_ALLOC_MAX || alignment > TS_ALLOC_MAX / 2 + 1) return alloc_fail();
   if (size <= TS_SMALL_MAX && alignment <= TS_PAGE_SIZE) {
-    if (alignment <= ((size_t)1 << TS_MEDIUM_GRANULE_SHIFT) && ts_medium_size(size)) return alloc_medium(size);
+    if (alignment <= ((size_t)1 << TS_MEDIUM_GRANULE_SHIFT) && ts_medium_range(size) && ts_medium_auto())
+      (void)ts_thread_tcache(); /* a new thread's mode first */
+    if (alignment <= ((size_t)1 << TS_MEDIUM_GRANULE_SHIFT) && ts_medium_wanted(size)) return alloc_medium(size);
     for (unsigned c = ts_size_to_class_compute(size); c < TS_NCLASSES; c++)
       if ((ts_class_size[c] & (alignment - 1)) == 0) return alloc_class_aligned(c, size, alignment);
   }

@@ -361,6 +361,8 @@ uint64_t ts_tcache_lost(void); /* caches dropped: their thread exited without th
  * class into cached[], bytes of large runs cached into *cached_large. */
 void ts_tcache_sum_stats(ts_tstats_t *sum, uint64_t *cached, uint64_t *cached_large, uint64_t *cached_medium);
 void ts_tcache_flush_medium(ts_tcache_t *tc); /* the medium frees gathered */
+void ts_tcache_life_born(ts_tcache_t *tc, void *p); /* entered: a block of 32 to 64 KiB allocated */
+void ts_tcache_life_died(ts_tcache_t *tc, void *p); /* entered: one freed */
 void ts_tcache_prefork(void);
 void ts_tcache_postfork_parent(void);
 void ts_tcache_postfork_child(void);
@@ -382,7 +384,7 @@ typedef struct ts_options_s {
   bool background_thread;     /* purge on the deadline from a thread of ours */
   bool mesh;                  /* the purger meshes sparse 1-page slabs */
   bool mixed_slabs;           /* objects may go into other classes' slabs (mixed.c) */
-  bool medium;                /* requests of 4 to 64 KiB in granule regions (medium.c) */
+  uint8_t medium;             /* TS_MEDIUM_OFF, _ON, _AUTO: requests of 4 to 64 KiB in granule regions (medium.c) */
   bool stats_exact;           /* every small object's request is kept (side.c) */
   bool tags;                  /* blocks are charged to tags (tag.c); implies stats_exact */
   uint8_t stats_print;        /* at exit: 0 none, 1 text, 2 json */
@@ -411,8 +413,16 @@ void ts_purge_postfork_child(void);
 /* Whether a request of size bytes (alignment at most a granule) is a
  * medium block: fixed at start-up (stats_exact keeps every small block's
  * request, which a medium block has no place for). */
-#define ts_medium_size(size) \
-  ((size) > TS_MEDIUM_MIN_SIZE && (size) <= TS_MEDIUM_MAX_SIZE && ts_opt.medium && !ts_opt.stats_exact)
+enum { TS_MEDIUM_OFF = 0, TS_MEDIUM_ON = 1, TS_MEDIUM_AUTO = 2 };
+#define ts_medium_range(size) ((size) > TS_MEDIUM_MIN_SIZE && (size) <= TS_MEDIUM_MAX_SIZE)
+/* medium:auto in effect: each thread chooses by the lifetimes it sees (tcache.c) */
+#define ts_medium_auto() (ts_opt.medium == TS_MEDIUM_AUTO && !ts_opt.stats_exact)
+/* Whether a request of size bytes may be a medium block (realloc in place). */
+#define ts_medium_size(size) (ts_medium_range(size) && ts_opt.medium != TS_MEDIUM_OFF && !ts_opt.stats_exact)
+/* Whether this thread makes a request of size bytes a medium block now. */
+#define ts_medium_wanted(size) \
+  (ts_medium_range(size) && !ts_opt.stats_exact && \
+   (ts_opt.medium == TS_MEDIUM_ON || (ts_opt.medium == TS_MEDIUM_AUTO && ts_tcache.medium_mode)))
 void ts_medium_init(ts_medium_t *m);
 ts_medium_region_t *ts_medium_region(ts_chunk_t *chunk, unsigned head);
 void *ts_medium_alloc(ts_arena_t *arena, size_t size);              /* no lock held; NULL: out of memory */

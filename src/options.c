@@ -57,7 +57,7 @@ ts_options_t ts_opt = {
     .background_thread = true,
     .mesh = false,
     .mixed_slabs = true,
-    .medium = false,
+    .medium = TS_MEDIUM_AUTO,
     .stats_exact = false,
     .tags = false,
     .stats_print = 0,
@@ -120,7 +120,6 @@ static bool *opt_flag(const char *k, size_t klen) {
   if (opt_key_is(k, klen, "background_thread")) return &ts_opt.background_thread;
   if (opt_key_is(k, klen, "mesh")) return &ts_opt.mesh;
   if (opt_key_is(k, klen, "mixed_slabs")) return &ts_opt.mixed_slabs;
-  if (opt_key_is(k, klen, "medium")) return &ts_opt.medium;
   if (opt_key_is(k, klen, "stats_exact")) return &ts_opt.stats_exact;
   if (opt_key_is(k, klen, "tags")) return &ts_opt.tags;
   return NULL;
@@ -141,6 +140,11 @@ static void opt_apply(const char *k, size_t klen, const char *v, size_t vlen) {
       if (!opt_size(v, vlen, &x) || x == 0) return opt_warn(k, klen, "not a size in bytes (suffix K, M, G) or a share (N%)");
       ts_opt.dirty_max_bytes = x;
     }
+  } else if (opt_key_is(k, klen, "medium")) {
+    bool b;
+    if (opt_key_is(v, vlen, "auto")) ts_opt.medium = TS_MEDIUM_AUTO;
+    else if (opt_bool(v, vlen, &b)) ts_opt.medium = b ? TS_MEDIUM_ON : TS_MEDIUM_OFF;
+    else return opt_warn(k, klen, "not true, false or auto");
   } else if ((flag = opt_flag(k, klen)) != NULL) {
     bool b;
     if (!opt_bool(v, vlen, &b)) return opt_warn(k, klen, "not true or false");

@@ -224,6 +224,8 @@ ts_tcache_t *ts_tcache_claim(void) {
   }
 }
 
+static void tcache_medium_mode(ts_tcache_t *tc, bool on);
+
 void ts_tcache_setup(ts_tcache_t *tc) {
   tc->arena = ts_arena_choose();
   tc->stats.aidx = tc->arena->index;
@@ -238,6 +240,7 @@ void ts_tcache_setup(ts_tcache_t *tc) {
   tc->large_used = false;
   TS_SW_SET(tc->medium_npending, 0);
   TS_SW_SET(tc->medium_pending_bytes, 0);
+  if (ts_medium_auto()) tcache_medium_mode(tc, true);
   tc->last_gc_ns = ts_os_now_ns();
   tc->idle_sig = 0;
   /* Without the key the thread-exit destructor would not run: then the
@@ -353,6 +356,38 @@ void *ts_tcache_refill(ts_tcache_t *tc, unsigned cls) {
   if (!n) return NULL;
   for (unsigned i = n - 1; i > 0; i--) ts_tcache_push(b, batch[i]);
   return batch[0];
+}
+
+/* ---- Lifetimes (option medium:auto) ---- */
+
+static void tcache_medium_mode(ts_tcache_t *tc, bool on) {
+  tc->medium_mode = on;
+  for (unsigned c = 0; c < TS_NCLASSES; c++) {
+    if (ts_class_size[c] <= TS_MEDIUM_MIN_SIZE) continue;
+    if (on) {
+      ts_tcache_flush_bin(tc, c, 0);
+      tc->bins[c].cap = 0;
+    } else {
+      tc->bins[c].cap = ts_tcache_cap_of(c);
+    }
+  }
+}
+
+void ts_tcache_life_born(ts_tcache_t *tc, void *p) { tc->life_ring[tc->life_pos++ % TS_LIFE_RING] = p; }
+
+void ts_tcache_life_died(ts_tcache_t *tc, void *p) {
+  for (unsigned i = 0; i < TS_LIFE_RING; i++)
+    if (tc->life_ring[i] == p) {
+      tc->life_ring[i] = NULL;
+      tc->life_young++;
+      break;
+    }
+  if (++tc->life_frees < TS_LIFE_WINDOW) return;
+  bool on = tc->medium_mode;
+  if (tc->life_young * 4 < TS_LIFE_WINDOW) on = true;
+  else if (tc->life_young * 2 > TS_LIFE_WINDOW) on = false;
+  tc->life_frees = tc->life_young = 0;
+  if (on != tc->medium_mode) tcache_medium_mode(tc, on);
 }
 
 /* ---- Trimming idle caches, from the purger thread ---- */

@@ -368,6 +368,9 @@ typedef struct ts_huge_s {
 /* Medium frees a thread gathers (ts_tcache_s) before it takes the medium
  * locks, one per arena met: a lock per 32 frees instead of one per free. */
 #define TS_MEDIUM_PENDING 32
+#define TS_LIFE_RING 16
+#define TS_LIFE_WINDOW 64
+#define TS_LIFE_MIN_SIZE ((size_t)32 << 10)
 
 /* A region's record, in the spans of its pages after the head (which a
  * run leaves unused, as mixed slabs' maps do), guarded by its arena's
@@ -550,6 +553,12 @@ typedef struct ts_tcache_s {
   void *medium_pending[TS_MEDIUM_PENDING];
   uint32_t medium_npending;
   size_t medium_pending_bytes; /* single-writer: the owner's (or the purger's, by the protocol) */
+  /* The last TS_LIFE_RING blocks of 32 to 64 KiB this thread allocated,
+   * and of its last frees of such blocks, how many were among them
+   * (young): medium:auto (tcache.c). */
+  void *life_ring[TS_LIFE_RING];
+  uint32_t life_pos, life_frees, life_young;
+  bool medium_mode;
   ts_tstats_t stats;         /* this thread's share of the ledger */
 } ts_tcache_t;
 

@@ -28,7 +28,7 @@ static bool in_region(const void *p) {
 
 TS_TEST(sizes_round_to_granules) {
   ts_free(ts_malloc(1)); /* options are read at the first call */
-  assert_true(ts_opt.medium, "run with TESSERA_CONF=medium:true (CMakeLists)");
+  assert_true(ts_opt.medium == TS_MEDIUM_ON, "run with TESSERA_CONF=medium:true (CMakeLists)");
   static const size_t sizes[] = {4096, 4097, 4352, 5000, 16384, 32767, 32768, 32769, 40000, 65535, 65536, 65537};
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
     size_t n = sizes[i];

@@ -18,7 +18,7 @@ static void parse(const char *conf, char *err, size_t cap) {
   ts_test_capture_stderr(parse_conf, (void *)conf, err, cap);
 }
 
-static const ts_options_t defaults = {1000, 0, 64, true, false, true, false, false, false, 0, 0, NULL, 0};
+static const ts_options_t defaults = {1000, 0, 64, true, false, true, TS_MEDIUM_AUTO, false, false, 0, 0, NULL, 0};
 
 TS_TEST(defaults_are_documented) {
   expect_eq(ts_opt.decay_ms, 1000);
@@ -27,7 +27,7 @@ TS_TEST(defaults_are_documented) {
   expect_true(ts_opt.background_thread);
   expect_true(!ts_opt.mesh);
   expect_true(ts_opt.mixed_slabs);
-  expect_true(!ts_opt.medium);
+  expect_eq(ts_opt.medium, TS_MEDIUM_AUTO);
   expect_true(!ts_opt.stats_exact);
   expect_eq(ts_opt.stats_print, 0);
   expect_eq(ts_opt.stats_interval_ms, 0);
@@ -71,6 +71,16 @@ TS_TEST(good_values) {
   expect_eq(ts_opt.decay_ms, 0);
   parse("dirty_max:2g", err, sizeof err);
   expect_eq(ts_opt.dirty_max_bytes, (uint64_t)2 << 30);
+  parse("medium:true", err, sizeof err);
+  expect_eq(ts_opt.medium, TS_MEDIUM_ON);
+  parse("medium:off", err, sizeof err);
+  expect_eq(ts_opt.medium, TS_MEDIUM_OFF);
+  parse("medium:auto", err, sizeof err);
+  expect_eq(ts_opt.medium, TS_MEDIUM_AUTO);
+  expect_eq(err[0], 0);
+  parse("medium:sometimes", err, sizeof err);
+  expect_true(strstr(err, "tessera: warning: TESSERA_CONF: medium: not true, false or auto") != NULL, "%s", err);
+  expect_eq(ts_opt.medium, TS_MEDIUM_AUTO);
   ts_opt = defaults;
 }
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit test of tcache.c: bounded bins, refill and flush by halves, trim of
  * idle bins, flush at thread exit, the registry entry of a thread whose
- * cache was made too late for its destructor. */
+ * cache was made too late for its destructor, and medium:auto: a thread's
+ * choice of medium blocks by the lifetimes it sees. */
 #include "internal.h"
 #include "tessera.h"
 #include "test.h"
@@ -149,6 +150,89 @@ TS_TEST(gone_thread_leaves_the_registry) {
   pthread_key_delete(late_key);
 }
 
+/* ---- medium:auto: each thread chooses by the lifetimes it sees ---- */
+
+static unsigned code_of(const void *p) { return ts_chunk_block_code(ts_chunk_of(p), ts_chunk_page_of(p)); }
+
+/* Blocks of 4 to 64 KiB allocated and freed at once (a request's
+ * buffers), then kept in a FIFO of 256 (a cache's entries), then freed
+ * at once again; where the thread's next 10 and 40 KiB blocks go after
+ * each, as the contents of every block are checked. */
+static void *lifetimes(void *arg) {
+  (void)arg;
+  static __thread void *fifo[256];
+  static __thread size_t sizes[256];
+  uint64_t x = 88172645463325252ull;
+  /* a new thread starts with medium blocks */
+  void *p = ts_malloc(10000);
+  expect_eq(code_of(p), TS_PAGE_MEDIUM);
+  ts_free(p);
+  for (int i = 0; i < 4 * TS_LIFE_WINDOW; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    size_t n = 4097 + x % (60 << 10);
+    if (!(p = ts_malloc(n))) return (void *)"out of memory";
+    ts_test_fill(p, n);
+    expect_true(ts_test_check(p, n));
+    ts_free(p);
+  }
+  expect_true(!ts_tcache.medium_mode);
+  void *a = ts_malloc(10000), *b = ts_malloc(40000);
+  expect_true(code_of(a) < TS_NCLASSES, "a 10 KiB block of a thread of short-lived blocks: code %u", code_of(a));
+  expect_eq(code_of(b), TS_PAGE_LARGE);
+  ts_free(a), ts_free(b);
+  /* long-lived: each block lives 256 allocations */
+  for (int i = 0; i < 256 + 4 * TS_LIFE_WINDOW; i++) {
+    unsigned k = (unsigned)i % 256;
+    if (fifo[k]) {
+      expect_true(ts_test_check(fifo[k], sizes[k]), "block %p of %zu bytes changed", fifo[k], sizes[k]);
+      ts_free(fifo[k]);
+    }
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    sizes[k] = 4097 + x % (60 << 10);
+    if (!(fifo[k] = ts_malloc(sizes[k]))) return (void *)"out of memory";
+    ts_test_fill(fifo[k], sizes[k]);
+  }
+  expect_true(ts_tcache.medium_mode);
+  a = ts_malloc(10000), b = ts_malloc(40000);
+  expect_eq(code_of(a), TS_PAGE_MEDIUM);
+  expect_eq(code_of(b), TS_PAGE_MEDIUM);
+  ts_free(a), ts_free(b);
+  /* a slab object of such a class freed now goes back to its bin, not to
+   * a bin that no malloc would take from */
+  for (unsigned c = 0; c < TS_NCLASSES; c++)
+    if (ts_class_size[c] > TS_MEDIUM_MIN_SIZE) expect_eq(ts_tcache.bins[c].count, 0);
+  for (unsigned k = 0; k < 256; k++) {
+    expect_true(ts_test_check(fifo[k], sizes[k]));
+    ts_free(fifo[k]);
+  }
+  return NULL;
+}
+
+TS_TEST(a_thread_chooses_medium_blocks_by_lifetime) {
+  assert_eq(ts_opt.medium, TS_MEDIUM_AUTO);
+  pthread_t t;
+  void *err = NULL;
+  assert_eq(pthread_create(&t, NULL, lifetimes, NULL), 0);
+  pthread_join(t, &err);
+  expect_true(err == NULL, "%s", err ? (const char *)err : "");
+}
+
+static void *plain(void *arg) {
+  (void)arg;
+  void *p = ts_malloc(10000);
+  expect_true(code_of(p) < TS_NCLASSES, "code %u", code_of(p));
+  ts_free(p);
+  return NULL;
+}
+
+TS_TEST(medium_off_keeps_slabs) {
+  ts_opt.medium = TS_MEDIUM_OFF;
+  pthread_t t;
+  assert_eq(pthread_create(&t, NULL, plain, NULL), 0);
+  pthread_join(t, NULL);
+  ts_opt.medium = TS_MEDIUM_AUTO;
+}
+
 int main(void) {
   ts_init_slow();
   ts_opt.background_thread = false; /* exact bin and arena states: no purger */
@@ -157,5 +241,7 @@ int main(void) {
   ts_run(idle_bins_are_trimmed);
   ts_run(thread_exit_flushes);
   ts_run(gone_thread_leaves_the_registry);
+  ts_run(a_thread_chooses_medium_blocks_by_lifetime);
+  ts_run(medium_off_keeps_slabs);
   return ts_test_done();
 }
