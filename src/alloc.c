@@ -4,7 +4,9 @@
  * huge mappings.
  *
  * Which layer serves a request:
- *   4 KiB < size <= 64 KiB           with the option medium: a block of whole
+ *   4 KiB < size <= 64 KiB           while the thread is on medium blocks
+ *                                    (option medium; auto: by the lifetimes
+ *                                    it sees, tcache.c): a block of whole
  *                                    256-byte granules (medium.c), under the
  *                                    arena's medium lock, no thread cache
  *   size <= TS_SMALL_MAX (32 KiB)    a size class: thread cache, else bin

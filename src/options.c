@@ -22,11 +22,13 @@
  *                      holes, objects up to 1 KiB may be placed in the free
  *                      space of other classes' slabs (mixed.c); off with
  *                      stats_exact, whose side arrays are per slot
- *   medium             true/false, default false: requests above 4 KiB up
- *                      to 64 KiB are blocks of 256-byte granules in
+ *   medium             auto/true/false, default auto: requests above 4 KiB
+ *                      up to 64 KiB are blocks of 256-byte granules in
  *                      regions, first fit, coalescing, instead of slabs of
- *                      their class or page runs (medium.c); off with
- *                      stats_exact
+ *                      their class or page runs (medium.c): always (true),
+ *                      never (false), or while the thread's blocks of that
+ *                      size outlive the next few it allocates (auto,
+ *                      tcache.c); off with stats_exact
  *   background_thread  true/false (1/0, on/off), default true: a thread of
  *                      tessera's purges on the deadline even when the
  *                      program makes no further allocator calls

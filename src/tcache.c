@@ -9,7 +9,9 @@
  * word of its free objects (types.h: ts_tbin_s).
  *
  * Bounds: a class caches at most ts_tcache_cap_of(cls) objects: 32 KiB
- * worth, between TS_TCACHE_MIN_SLOTS and TS_TCACHE_MAX_SLOTS objects.  An
+ * worth, between TS_TCACHE_MIN_SLOTS and TS_TCACHE_MAX_SLOTS objects; none
+ * of a class above 4 KiB while the thread is on medium blocks (Lifetimes,
+ * below).  An
  * empty bin is refilled with half its capacity in one bin lock; a full one
  * flushes its older half.  Frees of another thread's objects land in the
  * freeing thread's cache like any other (no atomic at all) and reach the
@@ -358,7 +360,27 @@ void *ts_tcache_refill(ts_tcache_t *tc, unsigned cls) {
   return batch[0];
 }
 
-/* ---- Lifetimes (option medium:auto) ---- */
+/* ---- Lifetimes (option medium:auto) ----
+ *
+ * Blocks of 4 to 64 KiB are packed best in medium regions (first fit,
+ * coalescing: no class wanders, no page rounding) and served fastest by
+ * slabs and page runs through this cache (a freed block goes straight to
+ * the next request of its class, warm).  Which matters depends on how long
+ * the blocks live: a request's buffers, freed within a few allocations,
+ * cost the medium heap a lock and a cold block each and leave no
+ * fragmentation in slabs worth the name; a cache's entries, living for
+ * thousands, fragment slabs by class and are what regions pack.  So each
+ * thread watches its own: life_ring holds the last TS_LIFE_RING blocks it
+ * allocated of those it samples (every medium block; page runs of 32 to
+ * 64 KiB, which take the slow path anyway, while slab objects take the fast
+ * path and are not watched), and each free of a sampled block is young
+ * when the block is still in the ring.  Every TS_LIFE_WINDOW such frees,
+ * fewer than a quarter young puts the thread on medium blocks, more than
+ * half on slabs and page runs (between: no change, so that a mix near a
+ * threshold does not flip at every window).  A thread starts on medium
+ * blocks: a cache filling up frees nothing for a long time, and a server
+ * thread's first requests settle it within TS_LIFE_WINDOW frees.  Frees
+ * of blocks another thread allocated count as old.  Caller: entered. */
 
 static void tcache_medium_mode(ts_tcache_t *tc, bool on) {
   tc->medium_mode = on;

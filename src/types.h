@@ -368,8 +368,16 @@ typedef struct ts_huge_s {
 /* Medium frees a thread gathers (ts_tcache_s) before it takes the medium
  * locks, one per arena met: a lock per 32 frees instead of one per free. */
 #define TS_MEDIUM_PENDING 32
+/* medium:auto (tcache.c, Lifetimes): a thread's last 16 sampled blocks are
+ * "young" (a request's buffers die within a few of its allocations; 16
+ * compares per free of such a block); it decides every 256 frees of them
+ * (a new server thread settles within a few hundred requests; with 64, a
+ * burst of old frees, a peer's hand-offs drained at once, moved the speed
+ * suite's server threads to medium blocks and back 5 to 15 times a run);
+ * page runs above 32 KiB are sampled (those below take the slab fast
+ * path). */
 #define TS_LIFE_RING 16
-#define TS_LIFE_WINDOW 64
+#define TS_LIFE_WINDOW 256
 #define TS_LIFE_MIN_SIZE ((size_t)32 << 10)
 
 /* A region's record, in the spans of its pages after the head (which a
@@ -558,7 +566,7 @@ typedef struct ts_tcache_s {
    * (young): medium:auto (tcache.c). */
   void *life_ring[TS_LIFE_RING];
   uint32_t life_pos, life_frees, life_young;
-  bool medium_mode;
+  bool medium_mode;          /* on medium blocks: its bins of classes above 4 KiB have capacity 0 */
   ts_tstats_t stats;         /* this thread's share of the ledger */
 } ts_tcache_t;
 
