@@ -380,7 +380,10 @@ void *ts_tcache_refill(ts_tcache_t *tc, unsigned cls) {
  * threshold does not flip at every window).  A thread starts on medium
  * blocks: a cache filling up frees nothing for a long time, and a server
  * thread's first requests settle it within TS_LIFE_WINDOW frees.  Frees
- * of blocks another thread allocated count as old.  Caller: entered. */
+ * of blocks of another arena, which another thread allocated, are left out:
+ * a thread that frees what others made would otherwise count them old in
+ * bursts (a peer's hand-offs drained at once) and take medium blocks for
+ * its own short-lived ones.  Caller: entered. */
 
 static void tcache_medium_mode(ts_tcache_t *tc, bool on) {
   tc->medium_mode = on;
@@ -398,6 +401,7 @@ static void tcache_medium_mode(ts_tcache_t *tc, bool on) {
 void ts_tcache_life_born(ts_tcache_t *tc, void *p) { tc->life_ring[tc->life_pos++ % TS_LIFE_RING] = p; }
 
 void ts_tcache_life_died(ts_tcache_t *tc, void *p) {
+  if (ts_chunk_of(p)->arena != tc->arena) return; /* another thread's, most likely: no news of this one's */
   for (unsigned i = 0; i < TS_LIFE_RING; i++)
     if (tc->life_ring[i] == p) {
       tc->life_ring[i] = NULL;

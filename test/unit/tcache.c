@@ -233,6 +233,42 @@ TS_TEST(medium_off_keeps_slabs) {
   ts_opt.medium = TS_MEDIUM_AUTO;
 }
 
+/* Frees of blocks of another arena (another thread's, most likely) are
+ * left out of a thread's lifetimes: a thread that frees what others made
+ * would count them old and take medium blocks for its own short-lived
+ * ones. */
+static void *foreign_frees(void *arg) {
+  (void)arg;
+  ts_tcache_t *tc = &ts_tcache;
+  void *p;
+  /* its own short-lived blocks put it on slabs */
+  for (unsigned i = 0; i < 2 * TS_LIFE_WINDOW; i++) {
+    if (!(p = ts_malloc(10000))) return (void *)"out of memory";
+    ts_free(p);
+  }
+  expect_true(!tc->medium_mode);
+  /* then it frees a long run of blocks of another arena: none counts */
+  ts_arena_t *other = &ts_arenas[(tc->arena->index + 1) % ts_narenas];
+  static __thread void *theirs[2 * TS_LIFE_WINDOW];
+  for (unsigned i = 0; i < 2 * TS_LIFE_WINDOW; i++)
+    if (!(theirs[i] = ts_medium_alloc(other, 40000))) return (void *)"out of memory";
+  for (unsigned i = 0; i < 2 * TS_LIFE_WINDOW; i++) ts_free(theirs[i]);
+  expect_true(!tc->medium_mode, "frees of another arena's blocks moved the thread to medium blocks");
+  return NULL;
+}
+
+TS_TEST(frees_of_another_arenas_blocks_are_left_out) {
+  if (ts_narenas < 2) {
+    printf("  skip: one arena\n");
+    return;
+  }
+  pthread_t t;
+  void *err = NULL;
+  assert_eq(pthread_create(&t, NULL, foreign_frees, NULL), 0);
+  pthread_join(t, &err);
+  expect_true(err == NULL, "%s", err ? (const char *)err : "");
+}
+
 int main(void) {
   ts_init_slow();
   ts_opt.background_thread = false; /* exact bin and arena states: no purger */
@@ -243,5 +279,6 @@ int main(void) {
   ts_run(gone_thread_leaves_the_registry);
   ts_run(a_thread_chooses_medium_blocks_by_lifetime);
   ts_run(medium_off_keeps_slabs);
+  ts_run(frees_of_another_arenas_blocks_are_left_out);
   return ts_test_done();
 }
