@@ -361,7 +361,7 @@ uint64_t ts_tcache_lost(void); /* caches dropped: their thread exited without th
  * class into cached[], bytes of large runs cached into *cached_large. */
 void ts_tcache_sum_stats(ts_tstats_t *sum, uint64_t *cached, uint64_t *cached_large, uint64_t *cached_medium);
 void ts_tcache_flush_medium(ts_tcache_t *tc); /* the medium frees gathered */
-void ts_tcache_life_born(ts_tcache_t *tc, void *p); /* entered: a block of 32 to 64 KiB allocated */
+void ts_tcache_life_born(ts_tcache_t *tc, void *p); /* entered: a sampled block allocated (tcache.c, Lifetimes) */
 void ts_tcache_life_died(ts_tcache_t *tc, void *p); /* entered: one freed */
 void ts_tcache_prefork(void);
 void ts_tcache_postfork_parent(void);
@@ -410,9 +410,10 @@ void ts_purge_init(void);                         /* one thread running: set up 
 void ts_purge_postfork_child(void);
 
 /* ---- medium.c: blocks of 4 to 64 KiB in regions of 256-byte granules ---- */
-/* Whether a request of size bytes (alignment at most a granule) is a
- * medium block: fixed at start-up (stats_exact keeps every small block's
- * request, which a medium block has no place for). */
+/* Which requests (alignment at most a granule) are medium blocks: the
+ * option, fixed at start-up (stats_exact keeps every small block's request,
+ * which a medium block has no place for), and with medium:auto the
+ * thread's mode (tcache.c, Lifetimes). */
 enum { TS_MEDIUM_OFF = 0, TS_MEDIUM_ON = 1, TS_MEDIUM_AUTO = 2 };
 #define ts_medium_range(size) ((size) > TS_MEDIUM_MIN_SIZE && (size) <= TS_MEDIUM_MAX_SIZE)
 /* medium:auto in effect: each thread chooses by the lifetimes it sees (tcache.c) */

@@ -226,7 +226,7 @@ ts_tcache_t *ts_tcache_claim(void) {
   }
 }
 
-static void tcache_medium_mode(ts_tcache_t *tc, bool on);
+static void tcache_medium_mode(ts_tcache_t *tc, bool on, bool caps);
 
 void ts_tcache_setup(ts_tcache_t *tc) {
   tc->arena = ts_arena_choose();
@@ -242,7 +242,9 @@ void ts_tcache_setup(ts_tcache_t *tc) {
   tc->large_used = false;
   TS_SW_SET(tc->medium_npending, 0);
   TS_SW_SET(tc->medium_pending_bytes, 0);
-  if (ts_medium_auto()) tcache_medium_mode(tc, true);
+  tc->life_caps_zero = false;
+  tc->life_backoff = tc->life_hold = 0;
+  if (ts_medium_auto()) tcache_medium_mode(tc, true, false);
   tc->last_gc_ns = ts_os_now_ns();
   tc->idle_sig = 0;
   /* Without the key the thread-exit destructor would not run: then the
@@ -377,16 +379,30 @@ void *ts_tcache_refill(ts_tcache_t *tc, unsigned cls) {
  * when the block is still in the ring.  Every TS_LIFE_WINDOW such frees,
  * fewer than a quarter young puts the thread on medium blocks, more than
  * half on slabs and page runs (between: no change, so that a mix near a
- * threshold does not flip at every window).  A thread starts on medium
- * blocks: a cache filling up frees nothing for a long time, and a server
- * thread's first requests settle it within TS_LIFE_WINDOW frees.  Frees
+ * threshold does not flip at every window).  After a switch the next one
+ * waits 1, 2, 4 ... up to TS_LIFE_BACKOFF_MAX windows, until a window
+ * confirms the mode: a thread whose sampled population changes with the
+ * mode (long-lived blocks above 32 KiB, short-lived ones below, the only
+ * ones sampled on medium blocks) cannot flip at every window.  A thread
+ * starts on medium blocks: a cache filling up frees nothing for a long
+ * time, and a server thread's first requests settle it within
+ * TS_LIFE_WINDOW frees.  A thread that never frees blocks of its own (a
+ * producer) stays there: a filling cache looks the same.  Frees
  * of blocks of another arena, which another thread allocated, are left out:
  * a thread that frees what others made would otherwise count them old in
  * bursts (a peer's hand-offs drained at once) and take medium blocks for
  * its own short-lived ones.  Caller: entered. */
 
-static void tcache_medium_mode(ts_tcache_t *tc, bool on) {
+/* The thread's requests of 4 to 64 KiB become medium blocks (on) or not.
+ * With caps (a decision), its bins of those classes are flushed and get
+ * capacity 0 on medium blocks (so that the fast paths send those sizes on)
+ * and their capacity back off them; a new thread starts on medium blocks
+ * with its capacities kept until its first decision, so that one that only
+ * frees what others made caches their slab objects as any thread does. */
+static void tcache_medium_mode(ts_tcache_t *tc, bool on, bool caps) {
   tc->medium_mode = on;
+  if (!caps || tc->life_caps_zero == on) return;
+  tc->life_caps_zero = on;
   for (unsigned c = 0; c < TS_NCLASSES; c++) {
     if (ts_class_size[c] <= TS_MEDIUM_MIN_SIZE) continue;
     if (on) {
@@ -413,7 +429,17 @@ void ts_tcache_life_died(ts_tcache_t *tc, void *p) {
   if (tc->life_young * 4 < TS_LIFE_WINDOW) on = true;
   else if (tc->life_young * 2 > TS_LIFE_WINDOW) on = false;
   tc->life_frees = tc->life_young = 0;
-  if (on != tc->medium_mode) tcache_medium_mode(tc, on);
+  if (on == tc->medium_mode) { /* confirmed */
+    tc->life_backoff = tc->life_hold = 0;
+    tcache_medium_mode(tc, on, true);
+  } else if (tc->life_hold) { /* switched lately: wait */
+    tc->life_hold--;
+  } else {
+    tc->life_backoff = tc->life_backoff ? 2 * tc->life_backoff : 1;
+    if (tc->life_backoff > TS_LIFE_BACKOFF_MAX) tc->life_backoff = TS_LIFE_BACKOFF_MAX;
+    tc->life_hold = tc->life_backoff;
+    tcache_medium_mode(tc, on, true);
+  }
 }
 
 /* ---- Trimming idle caches, from the purger thread ---- */

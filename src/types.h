@@ -379,6 +379,7 @@ typedef struct ts_huge_s {
 #define TS_LIFE_RING 16
 #define TS_LIFE_WINDOW 256
 #define TS_LIFE_MIN_SIZE ((size_t)32 << 10)
+#define TS_LIFE_BACKOFF_MAX 64
 
 /* A region's record, in the spans of its pages after the head (which a
  * run leaves unused, as mixed slabs' maps do), guarded by its arena's
@@ -561,12 +562,14 @@ typedef struct ts_tcache_s {
   void *medium_pending[TS_MEDIUM_PENDING];
   uint32_t medium_npending;
   size_t medium_pending_bytes; /* single-writer: the owner's (or the purger's, by the protocol) */
-  /* The last TS_LIFE_RING blocks of 32 to 64 KiB this thread allocated,
-   * and of its last frees of such blocks, how many were among them
-   * (young): medium:auto (tcache.c). */
+  /* The last TS_LIFE_RING sampled blocks this thread allocated (medium
+   * blocks, page runs of 32 to 64 KiB), and of its last frees of sampled
+   * blocks, how many were among them (young): medium:auto (tcache.c). */
   void *life_ring[TS_LIFE_RING];
   uint32_t life_pos, life_frees, life_young;
-  bool medium_mode;          /* on medium blocks: its bins of classes above 4 KiB have capacity 0 */
+  uint32_t life_backoff, life_hold; /* windows to wait after a switch (tcache.c, Lifetimes) */
+  bool medium_mode;          /* on medium blocks for 4 to 64 KiB */
+  bool life_caps_zero;       /* ... and its bins of classes above 4 KiB have capacity 0 (decided) */
   ts_tstats_t stats;         /* this thread's share of the ledger */
 } ts_tcache_t;
 

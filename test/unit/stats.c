@@ -212,9 +212,11 @@ static void check_bins_against_slabs(void) {
                       "page %u of chunk %p: code %u", p, (void *)c, codes[p]);
           /* stats_exact: every page of a slab names its side array, in the
            * storage mixed records share, and no slab has a record */
-          if (ts_opt.stats_exact)
+          if (ts_opt.stats_exact) {
+            expect_true(!c->has_mixed && codes[p] != TS_PAGE_MIXED, "chunk %p under stats_exact has a mixed slab", (void *)c);
             for (unsigned q = p; q < p + s->npages; q++)
-              expect_true(ts_chunk_sides(c)[q] != NULL && m == NULL, "page %u of chunk %p: no side array", q, (void *)c);
+              expect_true(ts_chunk_sides(c)[q] != NULL, "page %u of chunk %p: no side array", q, (void *)c);
+          }
           unsigned k = s->cls;
           if (codes[p] == TS_PAGE_MIXED) {
             count_mixed(c, s, m, &covered[k], &hosted[k], foreign);

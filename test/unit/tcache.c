@@ -258,15 +258,82 @@ static void *foreign_frees(void *arg) {
 }
 
 TS_TEST(frees_of_another_arenas_blocks_are_left_out) {
-  if (ts_narenas < 2) {
-    printf("  skip: one arena\n");
-    return;
-  }
+  if (ts_narenas < 2) ts_skip("one arena (one CPU): no other arena's blocks to free");
   pthread_t t;
   void *err = NULL;
   assert_eq(pthread_create(&t, NULL, foreign_frees, NULL), 0);
   pthread_join(t, &err);
   expect_true(err == NULL, "%s", err ? (const char *)err : "");
+}
+
+/* A thread whose sampled population changes with its mode (blocks of 40
+ * KiB that live long, seen on slabs; short-lived ones of 8 to 14 KiB, seen
+ * too on medium blocks) switches ever more rarely, not at every window. */
+static void *flapping(void *arg) {
+  (void)arg;
+  ts_tcache_t *tc = &ts_tcache;
+  static __thread void *keep[64];
+  unsigned switches = 0, k = 0;
+  bool mode = false;
+  void *p = ts_malloc(10000); /* sets the cache up */
+  ts_free(p);
+  mode = tc->medium_mode;
+  for (unsigned i = 0; i < 3000 * TS_LIFE_WINDOW / 64; i++) {
+    for (unsigned j = 0; j < 8; j++) { /* short-lived */
+      if (!(p = ts_malloc(8192 + 768 * j))) return (void *)"out of memory";
+      ts_free(p);
+    }
+    if (keep[k]) ts_free(keep[k]); /* long-lived: 64 rounds */
+    if (!(keep[k] = ts_malloc(40000))) return (void *)"out of memory";
+    k = (k + 1) % 64;
+    if (tc->medium_mode != mode) switches++, mode = tc->medium_mode;
+  }
+  for (k = 0; k < 64; k++) ts_free(keep[k]);
+  expect_true(switches <= 12, "%u switches", switches);
+  return NULL;
+}
+
+TS_TEST(a_thread_whose_sample_changes_with_its_mode_backs_off) {
+  pthread_t t;
+  void *err = NULL;
+  assert_eq(pthread_create(&t, NULL, flapping, NULL), 0);
+  pthread_join(t, &err);
+  expect_true(err == NULL, "%s", err ? (const char *)err : "");
+}
+
+/* A new thread that only frees what another made caches their slab
+ * objects above 4 KiB as any thread does: its capacities are zeroed only
+ * once it decides on medium blocks. */
+static void *made[100];
+static void *maker(void *arg) {
+  (void)arg;
+  void *p;
+  for (unsigned i = 0; i < 2 * TS_LIFE_WINDOW; i++) { /* short-lived: onto slabs */
+    if (!(p = ts_malloc(40000))) return (void *)"out of memory";
+    ts_free(p);
+  }
+  for (unsigned i = 0; i < 100; i++)
+    if (!(made[i] = ts_malloc(8000))) return (void *)"out of memory";
+  return NULL;
+}
+static void *freer(void *arg) {
+  (void)arg;
+  for (unsigned i = 0; i < 100; i++) ts_free(made[i]);
+  unsigned cls = ts_size_to_class(8000);
+  expect_true(ts_tcache.bins[cls].count > 0, "the freed slab objects were not cached");
+  return NULL;
+}
+
+TS_TEST(a_thread_that_only_frees_others_blocks_caches_them) {
+  pthread_t t;
+  void *err = NULL;
+  assert_eq(pthread_create(&t, NULL, maker, NULL), 0);
+  pthread_join(t, &err);
+  assert_true(err == NULL, "%s", err ? (const char *)err : "");
+  for (unsigned i = 0; i < 100; i++)
+    assert_true(code_of(made[i]) < TS_NCLASSES, "block %u is not a slab object (code %u)", i, code_of(made[i]));
+  assert_eq(pthread_create(&t, NULL, freer, NULL), 0);
+  pthread_join(t, NULL);
 }
 
 int main(void) {
@@ -280,5 +347,7 @@ int main(void) {
   ts_run(a_thread_chooses_medium_blocks_by_lifetime);
   ts_run(medium_off_keeps_slabs);
   ts_run(frees_of_another_arenas_blocks_are_left_out);
+  ts_run(a_thread_whose_sample_changes_with_its_mode_backs_off);
+  ts_run(a_thread_that_only_frees_others_blocks_caches_them);
   return ts_test_done();
 }
