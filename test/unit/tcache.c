@@ -233,27 +233,29 @@ TS_TEST(medium_off_keeps_slabs) {
   ts_opt.medium = TS_MEDIUM_AUTO;
 }
 
-/* Frees of blocks of another arena (another thread's, most likely) are
+/* (ts_tcache is read directly, not through a pointer, in these threads:
+ * UBSan took &ts_tcache in a new thread for a null pointer.)
+ *
+ * Frees of blocks of another arena (another thread's, most likely) are
  * left out of a thread's lifetimes: a thread that frees what others made
  * would count them old and take medium blocks for its own short-lived
  * ones. */
 static void *foreign_frees(void *arg) {
   (void)arg;
-  ts_tcache_t *tc = &ts_tcache;
   void *p;
   /* its own short-lived blocks put it on slabs */
   for (unsigned i = 0; i < 2 * TS_LIFE_WINDOW; i++) {
     if (!(p = ts_malloc(10000))) return (void *)"out of memory";
     ts_free(p);
   }
-  expect_true(!tc->medium_mode);
+  expect_true(!ts_tcache.medium_mode);
   /* then it frees a long run of blocks of another arena: none counts */
-  ts_arena_t *other = &ts_arenas[(tc->arena->index + 1) % ts_narenas];
+  ts_arena_t *other = &ts_arenas[(ts_tcache.arena->index + 1) % ts_narenas];
   static __thread void *theirs[2 * TS_LIFE_WINDOW];
   for (unsigned i = 0; i < 2 * TS_LIFE_WINDOW; i++)
     if (!(theirs[i] = ts_medium_alloc(other, 40000))) return (void *)"out of memory";
   for (unsigned i = 0; i < 2 * TS_LIFE_WINDOW; i++) ts_free(theirs[i]);
-  expect_true(!tc->medium_mode, "frees of another arena's blocks moved the thread to medium blocks");
+  expect_true(!ts_tcache.medium_mode, "frees of another arena's blocks moved the thread to medium blocks");
   return NULL;
 }
 
@@ -271,13 +273,12 @@ TS_TEST(frees_of_another_arenas_blocks_are_left_out) {
  * too on medium blocks) switches ever more rarely, not at every window. */
 static void *flapping(void *arg) {
   (void)arg;
-  ts_tcache_t *tc = &ts_tcache;
   static __thread void *keep[64];
   unsigned switches = 0, k = 0;
   bool mode = false;
   void *p = ts_malloc(10000); /* sets the cache up */
   ts_free(p);
-  mode = tc->medium_mode;
+  mode = ts_tcache.medium_mode;
   for (unsigned i = 0; i < 3000 * TS_LIFE_WINDOW / 64; i++) {
     for (unsigned j = 0; j < 8; j++) { /* short-lived */
       if (!(p = ts_malloc(8192 + 768 * j))) return (void *)"out of memory";
@@ -286,7 +287,7 @@ static void *flapping(void *arg) {
     if (keep[k]) ts_free(keep[k]); /* long-lived: 64 rounds */
     if (!(keep[k] = ts_malloc(40000))) return (void *)"out of memory";
     k = (k + 1) % 64;
-    if (tc->medium_mode != mode) switches++, mode = tc->medium_mode;
+    if (ts_tcache.medium_mode != mode) switches++, mode = ts_tcache.medium_mode;
   }
   for (k = 0; k < 64; k++) ts_free(keep[k]);
   expect_true(switches <= 12, "%u switches", switches);
