@@ -61,6 +61,28 @@ static void *alloc_class(unsigned cls, size_t n) {
   return p ? p : alloc_fail();
 }
 
+/* medium:auto: a sampled block p allocated goes into the thread's
+ * lifetime ring (tcache.c, Lifetimes). */
+static void life_born(void *p) {
+  if (!ts_medium_auto()) return;
+  ts_tcache_t *tc = ts_tcache_claim();
+  if (tc) {
+    ts_tcache_life_born(tc, p);
+    ts_tcache_leave(tc);
+  }
+}
+
+/* Whether this thread makes a request of size bytes (alignment at most a
+ * granule) a medium block now: the option, and with medium:auto the
+ * thread's mode, read once its cache is set up (a new thread's starts on
+ * medium blocks). */
+static bool medium_wanted(size_t size) {
+  if (!ts_medium_size(size)) return false;
+  if (ts_opt.medium == TS_MEDIUM_ON) return true;
+  (void)ts_thread_tcache();
+  return ts_tcache.medium_mode;
+}
+
 /* A large run of size bytes for a request of `requested` (alignment 0:
  * pages). */
 static void *alloc_large(size_t size, size_t alignment, size_t requested) {
@@ -79,13 +101,7 @@ static void *alloc_large(size_t size, size_t alignment, size_t requested) {
   }
   if (!p) return alloc_fail();
   ts_acct_large_alloc(ts_stats_here(), p, requested);
-  if (size > TS_LIFE_MIN_SIZE && size <= TS_MEDIUM_MAX_SIZE && ts_medium_auto()) {
-    ts_tcache_t *tc = ts_tcache_claim();
-    if (tc) {
-      ts_tcache_life_born(tc, p);
-      ts_tcache_leave(tc);
-    }
-  }
+  if (size > TS_LIFE_MIN_SIZE && size <= TS_MEDIUM_MAX_SIZE) life_born(p);
   return p;
 }
 
@@ -94,21 +110,14 @@ static void *alloc_medium(size_t size) {
   ts_arena_t *arena = ts_thread_arena();
   void *p = arena ? ts_medium_alloc(arena, size) : NULL;
   if (!p) return alloc_fail();
-  if (ts_medium_auto()) {
-    ts_tcache_t *tc = ts_tcache_claim();
-    if (tc) {
-      ts_tcache_life_born(tc, p);
-      ts_tcache_leave(tc);
-    }
-  }
+  life_born(p);
   ts_tstats_t *st = ts_stats_here();
   ts_cnt_add(st == &ts_stats_orphan, &st->nmalloc, 1);
   return p;
 }
 
 static TS_NOINLINE void *alloc_slow(size_t size) {
-  if (ts_medium_range(size) && ts_medium_auto()) (void)ts_thread_tcache(); /* a new thread's mode first */
-  if (ts_medium_wanted(size)) return alloc_medium(size);
+  if (medium_wanted(size)) return alloc_medium(size);
   /* computed, not looked up: the table may not be built yet */
   if (size <= TS_SMALL_MAX) return alloc_class(ts_size_to_class_compute(size), size);
   if (size <= TS_LARGE_MAX) return alloc_large(size, 0, size);
@@ -217,7 +226,7 @@ void ts_free_slow(void *p, const char *fn) {
         unsigned np = chunk->spans[page].npages;
         if (np > (TS_LIFE_MIN_SIZE >> TS_PAGE_SHIFT) && np <= (TS_MEDIUM_MAX_SIZE >> TS_PAGE_SHIFT) && ts_medium_auto())
           ts_tcache_life_died(tc, p);
-        bool cached = ts_tcache_large_push(tc, p, chunk->spans[page].npages);
+        bool cached = ts_tcache_large_push(tc, p, np);
         ts_tcache_leave(tc);
         if (cached) {
           ts_purge_kick(); /* the purger trims the cache if the thread goes idle */
@@ -390,9 +399,7 @@ static void *alloc_aligned(size_t alignment, size_t size) {
   if (alignment <= TS_MIN_ALIGN_BYTES) return ts_malloc(size);
   if (size > TS_ALLOC_MAX || alignment > TS_ALLOC_MAX / 2 + 1) return alloc_fail();
   if (size <= TS_SMALL_MAX && alignment <= TS_PAGE_SIZE) {
-    if (alignment <= ((size_t)1 << TS_MEDIUM_GRANULE_SHIFT) && ts_medium_range(size) && ts_medium_auto())
-      (void)ts_thread_tcache(); /* a new thread's mode first */
-    if (alignment <= ((size_t)1 << TS_MEDIUM_GRANULE_SHIFT) && ts_medium_wanted(size)) return alloc_medium(size);
+    if (alignment <= ((size_t)1 << TS_MEDIUM_GRANULE_SHIFT) && medium_wanted(size)) return alloc_medium(size);
     for (unsigned c = ts_size_to_class_compute(size); c < TS_NCLASSES; c++)
       if ((ts_class_size[c] & (alignment - 1)) == 0) return alloc_class_aligned(c, size, alignment);
   }

@@ -415,15 +415,12 @@ void ts_purge_postfork_child(void);
  * which a medium block has no place for), and with medium:auto the
  * thread's mode (tcache.c, Lifetimes). */
 enum { TS_MEDIUM_OFF = 0, TS_MEDIUM_ON = 1, TS_MEDIUM_AUTO = 2 };
-#define ts_medium_range(size) ((size) > TS_MEDIUM_MIN_SIZE && (size) <= TS_MEDIUM_MAX_SIZE)
 /* medium:auto in effect: each thread chooses by the lifetimes it sees (tcache.c) */
 #define ts_medium_auto() (ts_opt.medium == TS_MEDIUM_AUTO && !ts_opt.stats_exact)
-/* Whether a request of size bytes may be a medium block (realloc in place). */
-#define ts_medium_size(size) (ts_medium_range(size) && ts_opt.medium != TS_MEDIUM_OFF && !ts_opt.stats_exact)
-/* Whether this thread makes a request of size bytes a medium block now. */
-#define ts_medium_wanted(size) \
-  (ts_medium_range(size) && !ts_opt.stats_exact && \
-   (ts_opt.medium == TS_MEDIUM_ON || (ts_opt.medium == TS_MEDIUM_AUTO && ts_tcache.medium_mode)))
+/* Whether a request of size bytes may be a medium block (realloc in place;
+ * whether this thread makes it one now: alloc.c, medium_wanted). */
+#define ts_medium_size(size) \
+  ((size) > TS_MEDIUM_MIN_SIZE && (size) <= TS_MEDIUM_MAX_SIZE && ts_opt.medium != TS_MEDIUM_OFF && !ts_opt.stats_exact)
 void ts_medium_init(ts_medium_t *m);
 ts_medium_region_t *ts_medium_region(ts_chunk_t *chunk, unsigned head);
 void *ts_medium_alloc(ts_arena_t *arena, size_t size);              /* no lock held; NULL: out of memory */

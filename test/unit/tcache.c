@@ -152,6 +152,20 @@ TS_TEST(gone_thread_leaves_the_registry) {
 
 /* ---- medium:auto: each thread chooses by the lifetimes it sees ---- */
 
+/* Runs fn in a new thread (a new cache); fn returns NULL or what failed.
+ * Returns whether it succeeded. */
+static bool in_new_thread(void *(*fn)(void *)) {
+  pthread_t t;
+  void *err = NULL;
+  if (pthread_create(&t, NULL, fn, NULL) != 0) {
+    expect_true(false, "pthread_create failed");
+    return false;
+  }
+  pthread_join(t, &err);
+  expect_true(err == NULL, "%s", err ? (const char *)err : "");
+  return err == NULL;
+}
+
 static unsigned code_of(const void *p) { return ts_chunk_block_code(ts_chunk_of(p), ts_chunk_page_of(p)); }
 
 /* Blocks of 4 to 64 KiB allocated and freed at once (a request's
@@ -210,11 +224,7 @@ static void *lifetimes(void *arg) {
 
 TS_TEST(a_thread_chooses_medium_blocks_by_lifetime) {
   assert_eq(ts_opt.medium, TS_MEDIUM_AUTO);
-  pthread_t t;
-  void *err = NULL;
-  assert_eq(pthread_create(&t, NULL, lifetimes, NULL), 0);
-  pthread_join(t, &err);
-  expect_true(err == NULL, "%s", err ? (const char *)err : "");
+  in_new_thread(lifetimes);
 }
 
 static void *plain(void *arg) {
@@ -227,9 +237,7 @@ static void *plain(void *arg) {
 
 TS_TEST(medium_off_keeps_slabs) {
   ts_opt.medium = TS_MEDIUM_OFF;
-  pthread_t t;
-  assert_eq(pthread_create(&t, NULL, plain, NULL), 0);
-  pthread_join(t, NULL);
+  in_new_thread(plain);
   ts_opt.medium = TS_MEDIUM_AUTO;
 }
 
@@ -261,11 +269,7 @@ static void *foreign_frees(void *arg) {
 
 TS_TEST(frees_of_another_arenas_blocks_are_left_out) {
   if (ts_narenas < 2) ts_skip("one arena (one CPU): no other arena's blocks to free");
-  pthread_t t;
-  void *err = NULL;
-  assert_eq(pthread_create(&t, NULL, foreign_frees, NULL), 0);
-  pthread_join(t, &err);
-  expect_true(err == NULL, "%s", err ? (const char *)err : "");
+  in_new_thread(foreign_frees);
 }
 
 /* A thread whose sampled population changes with its mode (blocks of 40
@@ -295,11 +299,7 @@ static void *flapping(void *arg) {
 }
 
 TS_TEST(a_thread_whose_sample_changes_with_its_mode_backs_off) {
-  pthread_t t;
-  void *err = NULL;
-  assert_eq(pthread_create(&t, NULL, flapping, NULL), 0);
-  pthread_join(t, &err);
-  expect_true(err == NULL, "%s", err ? (const char *)err : "");
+  in_new_thread(flapping);
 }
 
 /* A new thread that only frees what another made caches their slab
@@ -326,15 +326,10 @@ static void *freer(void *arg) {
 }
 
 TS_TEST(a_thread_that_only_frees_others_blocks_caches_them) {
-  pthread_t t;
-  void *err = NULL;
-  assert_eq(pthread_create(&t, NULL, maker, NULL), 0);
-  pthread_join(t, &err);
-  assert_true(err == NULL, "%s", err ? (const char *)err : "");
+  assert_true(in_new_thread(maker));
   for (unsigned i = 0; i < 100; i++)
     assert_true(code_of(made[i]) < TS_NCLASSES, "block %u is not a slab object (code %u)", i, code_of(made[i]));
-  assert_eq(pthread_create(&t, NULL, freer, NULL), 0);
-  pthread_join(t, NULL);
+  in_new_thread(freer);
 }
 
 int main(void) {
